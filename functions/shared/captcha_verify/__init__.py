@@ -1,0 +1,1 @@
+"""Server-side CAPTCHA verification for static-site forms, shared by every provider's Lambda."""

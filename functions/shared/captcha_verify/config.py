@@ -1,0 +1,110 @@
+"""Each function's configuration, parsed once from its environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+
+class FailurePolicy(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+
+
+class FriendlyApiVersion(StrEnum):
+    V1 = "v1"
+    V2 = "v2"
+
+
+class ConfigurationError(ValueError):
+    """The function's environment is unusable; raised at cold start so a bad deploy fails loudly."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    challenge_table_name: str
+    provider_secret_id: str
+    provider_verify_url: str | None = None
+    expected_sitekey: str | None = None
+    allowed_origins: frozenset[str] = frozenset()
+    failure_policy: FailurePolicy = FailurePolicy.CLOSED
+    verify_timeout_seconds: float = 3.0
+    record_ttl_days: int = 30
+    success_redirect_url: str | None = None
+    failure_redirect_url: str | None = None
+    friendly_api_version: FriendlyApiVersion = FriendlyApiVersion.V1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        def optional(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def required(name: str) -> str:
+            value = optional(name)
+            if value is None:
+                raise ConfigurationError(f"{name} is required")
+            return value
+
+        return cls(
+            challenge_table_name=required("CHALLENGE_TABLE_NAME"),
+            provider_secret_id=required("PROVIDER_SECRET_ID"),
+            provider_verify_url=_url_or_none(optional("PROVIDER_VERIFY_URL"), "PROVIDER_VERIFY_URL"),
+            expected_sitekey=optional("EXPECTED_SITEKEY"),
+            allowed_origins=parse_origins(env.get("ALLOWED_ORIGINS", "")),
+            failure_policy=_choice(env, "FAILURE_POLICY", FailurePolicy, FailurePolicy.CLOSED),
+            verify_timeout_seconds=_number(env, "VERIFY_TIMEOUT_SECONDS", 3.0, float, minimum=0.1),
+            record_ttl_days=_number(env, "RECORD_TTL_DAYS", 30, int, minimum=1),
+            success_redirect_url=_url_or_none(optional("SUCCESS_REDIRECT_URL"), "SUCCESS_REDIRECT_URL"),
+            failure_redirect_url=_url_or_none(optional("FAILURE_REDIRECT_URL"), "FAILURE_REDIRECT_URL"),
+            friendly_api_version=_choice(
+                env, "FRIENDLY_API_VERSION", FriendlyApiVersion, FriendlyApiVersion.V1
+            ),
+        )
+
+
+def normalize_origin(origin: str) -> str:
+    """Origins compare by scheme, host and port only, case-insensitively, as browsers send them."""
+    return origin.strip().rstrip("/").lower()
+
+
+def parse_origins(raw: str) -> frozenset[str]:
+    return frozenset(normalize_origin(part) for part in raw.split(",") if part.strip())
+
+
+def _url_or_none(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL")
+    return value
+
+
+def _choice[E: StrEnum](env: Mapping[str, str], name: str, kind: type[E], default: E) -> E:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ConfigurationError(f"{name} must be one of: {allowed}") from None
+
+
+def _number[N: (int, float)](
+    env: Mapping[str, str], name: str, default: N, kind: type[N], *, minimum: N
+) -> N:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}")
+    return value

@@ -1,0 +1,64 @@
+"""From a provider's answer to the user's answer: sitekey binding and the failure policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from captcha_verify.config import FailurePolicy
+from captcha_verify.outcome import ErrorCode, ProviderAnswer, Verdict
+
+
+class Outcome(StrEnum):
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    DEGRADED = "degraded"  # could not verify, accepted under the open policy
+    FAILED = "failed"  # could not verify, refused under the closed policy
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    error_code: ErrorCode | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.outcome in (Outcome.VERIFIED, Outcome.DEGRADED)
+
+    @property
+    def degraded(self) -> bool:
+        return self.outcome is Outcome.DEGRADED
+
+    @property
+    def http_status(self) -> int:
+        return self.error_code.http_status if self.error_code else 200
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [self.error_code.value] if self.error_code else []
+
+
+def bind_sitekey(answer: ProviderAnswer, expected: str | None) -> ProviderAnswer:
+    """A verified token made for another site key is a rejection; unknown site keys cannot be bound."""
+    if answer.verdict is not Verdict.VERIFIED or not expected or answer.sitekey is None:
+        return answer
+    if answer.sitekey == expected:
+        return answer
+    return replace(
+        answer,
+        verdict=Verdict.REJECTED,
+        reason="token made for another site key",
+        error_code=ErrorCode.SITEKEY_MISMATCH,
+    )
+
+
+def decide(answer: ProviderAnswer, policy: FailurePolicy) -> Decision:
+    match answer.verdict:
+        case Verdict.VERIFIED:
+            return Decision(Outcome.VERIFIED)
+        case Verdict.REJECTED:
+            return Decision(Outcome.REJECTED, answer.error_code or ErrorCode.INVALID_INPUT_RESPONSE)
+        case Verdict.UNVERIFIABLE if policy is FailurePolicy.OPEN:
+            return Decision(Outcome.DEGRADED)
+        case _:
+            return Decision(Outcome.FAILED, answer.error_code or ErrorCode.INTERNAL_ERROR)
