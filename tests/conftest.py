@@ -1,0 +1,73 @@
+"""Fixtures for handler tests: AWS (moto, in process), a scripted provider on loopback, a handler factory."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from captcha_local.resources import create_challenge_table, create_secret, load_template
+from captcha_verify.config import Settings
+from captcha_verify.entrypoint import build_handler
+from moto import mock_aws
+from support import FakeContext, ScriptedProvider
+
+TABLE = "challenge-log-test"
+NOW = datetime(2026, 11, 21, 10, 0, 5, 250_000, tzinfo=UTC)
+_services = itertools.count()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        create_challenge_table(boto3.client("dynamodb"), TABLE, load_template())
+        yield
+
+
+@pytest.fixture
+def provider_server() -> Iterator[ScriptedProvider]:
+    server = ScriptedProvider()
+    yield server
+    server.close()
+
+
+def table_items() -> list[dict[str, Any]]:
+    return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
+
+
+HandlerFactory = Callable[..., Callable[[dict[str, Any]], dict[str, Any]]]
+
+
+@pytest.fixture
+def make_handler(
+    aws: None, provider_server: ScriptedProvider, monkeypatch: pytest.MonkeyPatch
+) -> HandlerFactory:
+    """Builds a provider's handler wired to moto and the scripted provider; returns invoke(event)."""
+
+    def factory(provider: str, secret: str | None = None, remaining_ms: int = 10_000, **settings: Any):
+        # A fresh service name per handler gives Powertools a fresh log handler on this test's stdout.
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"captcha-verify-test-{next(_services)}")
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CaptchaVerifyTest")
+        secret_id = f"test/{provider}"
+        client = boto3.client("secretsmanager")
+        if secret is not None and secret_id not in {s["Name"] for s in client.list_secrets()["SecretList"]}:
+            create_secret(client, secret_id, secret)
+        base = Settings(
+            challenge_table_name=TABLE, provider_secret_id=secret_id, provider_verify_url=provider_server.url
+        )
+        handler = build_handler(provider, settings=replace(base, **settings), clock=lambda: NOW)
+        context = FakeContext(remaining_ms=remaining_ms)
+        return lambda event: handler(event, context)
+
+    return factory

@@ -1,0 +1,150 @@
+"""Helpers shared by the test suites: the events/ folder, a Lambda context, and log capture."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = REPO / "events"
+PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
+TOKEN_FIELDS = {
+    "captchacat": "captchacat-token",
+    "byebot": "byebot-token",
+    "swetrix": "swetrix-captcha-response",
+    "ycaptcha": "ycaptcha-response",
+    "friendlycaptcha": "frc-captcha-solution",
+}
+
+
+def load_event(provider: str, scenario: str, **headers: str) -> dict[str, Any]:
+    """An HTTP API 2.0 event from events/<provider>/<scenario>.json, with headers overridden
+    (underscores in names become dashes)."""
+    event = json.loads((EVENTS / provider / f"{scenario}.json").read_text())
+    for name, value in headers.items():
+        event["headers"][name.replace("_", "-")] = value
+    return event
+
+
+def event_body(event: dict[str, Any]) -> str:
+    body = event.get("body") or ""
+    return base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+
+
+def with_body(event: dict[str, Any], body: str | bytes, *, base64_encoded: bool = False) -> dict[str, Any]:
+    changed = copy.deepcopy(event)
+    raw = body.encode() if isinstance(body, str) else body
+    changed["body"] = base64.b64encode(raw).decode() if base64_encoded else raw.decode()
+    changed["isBase64Encoded"] = base64_encoded
+    return changed
+
+
+def event_token(event: dict[str, Any], provider: str) -> str:
+    """The token an event carries in its provider's field (events hold well-shaped sample tokens)."""
+    text = event_body(event)
+    marker = TOKEN_FIELDS[provider]
+    if event["headers"]["content-type"].startswith("application/json"):
+        return json.loads(text)[marker]
+    return parse_qs(text)[marker][0]
+
+
+@dataclass
+class FakeContext:
+    """The LambdaContext attributes Powertools reads."""
+
+    function_name: str = "captcha-verify-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:captcha-verify-test"
+    aws_request_id: str = "3f1a7c2e-0000-4000-8000-000000000001"
+    remaining_ms: int = 10_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def log_records(text: str) -> list[dict[str, Any]]:
+    return [line for line in json_lines(text) if "_aws" not in line]
+
+
+def emf_metrics(text: str) -> dict[str, list[float]]:
+    """Metric name -> values, across every EMF blob in the output."""
+    values: dict[str, list[float]] = {}
+    for blob in json_lines(text):
+        if "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
+    return values
+
+
+@dataclass
+class Scripted:
+    status: int
+    body: bytes = b""
+    delay: float = 0.0
+    headers: dict[str, str] | None = None
+
+
+class ScriptedProvider:
+    """A provider stand-in on loopback that answers from a script and remembers what it was sent.
+
+    A real socket, so the session, retries and timeouts are exercised as in Lambda.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[Scripted] = []
+        self.received: list[dict[str, Any]] = []
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                provider.received.append(
+                    {"path": self.path, "headers": dict(self.headers.items()), "body": raw}
+                )
+                answer = provider.script.pop(0) if provider.script else Scripted(599, b"no script")
+                time.sleep(answer.delay)
+                self.send_response(answer.status)
+                for name, value in (answer.headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/verify"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, status: int, body: bytes | str | dict[str, Any] = b"", **options: Any) -> None:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        self.script.append(Scripted(status, body.encode() if isinstance(body, str) else body, **options))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,55 @@
+"""Creates the template's own table and secrets on an AWS endpoint (moto), never a second copy of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from samcli.yamlhelper import yaml_parse
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+
+# Logical ids in template.yaml, per provider.
+FUNCTIONS = {
+    "captchacat": "CaptchaCatFunction",
+    "byebot": "ByeBotFunction",
+    "swetrix": "SwetrixFunction",
+    "ycaptcha": "YCaptchaFunction",
+    "friendlycaptcha": "FriendlyCaptchaFunction",
+}
+SECRETS = {provider: logical.replace("Function", "Secret") for provider, logical in FUNCTIONS.items()}
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml_parse(path.read_text())
+
+
+def create_challenge_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
+    """The table with the template's key schema, and TTL on the template's attribute."""
+    properties = template["Resources"]["ChallengeTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode=properties["BillingMode"],
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=table_name)
+    ttl = properties["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
+    )
+
+
+def secret_name(provider: str, stack_name: str, template: dict[str, Any]) -> str:
+    """The name the template gives the provider's secret, with ${AWS::StackName} resolved."""
+    name = template["Resources"][SECRETS[provider]]["Properties"]["Name"]
+    pattern = name["Fn::Sub"] if isinstance(name, dict) else name
+    return pattern.replace("${AWS::StackName}", stack_name)
+
+
+def create_secret(secretsmanager: Any, name: str, secret: str) -> str:
+    """Stores the secret in the shape the template documents, {"secret": "..."}; returns its ARN."""
+    return secretsmanager.create_secret(Name=name, SecretString=json.dumps({"secret": secret}))["ARN"]

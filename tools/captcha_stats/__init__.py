@@ -1,0 +1,1 @@
+"""Operator's stats command over the CAPTCHA challenge log table (``captcha-stats``)."""

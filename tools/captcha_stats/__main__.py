@@ -1,0 +1,5 @@
+"""``python -m captcha_stats``."""
+
+from captcha_stats.cli import main
+
+raise SystemExit(main())
