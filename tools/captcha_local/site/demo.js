@@ -1,0 +1,63 @@
+// Builds one form per provider from /config.js, loads each provider's widget script (the sandbox's
+// stand-in, or the real widget with --real), and wires the two ways a static site sends a form.
+(function (demo) {
+  "use strict";
+
+  const PROVIDERS = [
+    { id: "captchacat", title: "Captcha Cat", markup: { className: "captcha-widget", key: "data-sitekey" } },
+    { id: "byebot", title: "ByeBot", markup: { className: "captcha-widget", key: "data-sitekey" } },
+    { id: "swetrix", title: "Swetrix Captcha", markup: { className: "swecaptcha", key: "data-project-id" } },
+    { id: "ycaptcha", title: "yCAPTCHA", markup: { className: "y-captcha", key: "data-sitekey" } },
+    { id: "friendlycaptcha", title: "Friendly Captcha", markup: { className: "frc-captcha", key: "data-sitekey" } },
+  ];
+
+  document.getElementById("mode").textContent = demo.sandbox
+    ? "Tokens come from the local provider sandbox: click the widget to get one."
+    : "Using the real providers' widgets and verify APIs.";
+
+  const template = document.getElementById("provider-form");
+  const container = document.getElementById("forms");
+
+  for (const provider of PROVIDERS) {
+    const section = template.content.firstElementChild.cloneNode(true);
+    section.id = provider.id;
+    section.querySelector("h2").textContent = provider.title;
+    const form = section.querySelector("form");
+    form.action = `${demo.apiUrl}/verify/${provider.id}`;
+    const widget = document.createElement("div");
+    widget.className = provider.markup.className;
+    widget.setAttribute(provider.markup.key, demo.sitekeys[provider.id]);
+    if (provider.id === "friendlycaptcha" && demo.friendlyApiVersion === "v2") {
+      widget.setAttribute("data-api-version", "v2");
+    }
+    section.querySelector(".widget").appendChild(widget);
+    section.querySelector(".fetch").addEventListener("click", () => sendWithFetch(form, section.querySelector(".result")));
+    container.appendChild(section);
+  }
+
+  // Widget scripts scan the page when they run, so they load after the forms exist.
+  for (const provider of PROVIDERS) {
+    const script = document.createElement("script");
+    script.src = demo.widgetScripts[provider.id];
+    script.async = false;
+    document.body.appendChild(script);
+  }
+
+  async function sendWithFetch(form, output) {
+    output.textContent = "sending…";
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(Object.fromEntries(new FormData(form))),
+      });
+      const answer = await response.json();
+      output.dataset.status = String(response.status);
+      output.dataset.success = String(answer.success);
+      output.textContent = `HTTP ${response.status}\n${JSON.stringify(answer, null, 2)}`;
+    } catch (error) {
+      output.dataset.status = "network-error";
+      output.textContent = `Request failed: ${error}`;
+    }
+  }
+})(window.CAPTCHA_DEMO);

@@ -1,0 +1,328 @@
+"""`make local`: the whole system on one machine, offline, with no Docker and no AWS account.
+
+Parts, each on loopback: moto in server mode (the table and secrets, made from the template's own
+definitions), the provider sandbox, the template's routes served by SAM CLI's own local API
+Gateway code with one worker process per function, and a demo static site. Every part stops on
+Ctrl-C. `--real` verifies against the real providers with the user's own secrets instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+from samcli.local.apigw.local_apigw_service import LocalApigwService
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from captcha_local import sandbox
+from captcha_local.lambda_runner import FunctionSpec, LogSink, ProcessLambdaRunner
+from captcha_local.resources import FUNCTIONS, TEMPLATE, create_challenge_table, create_secret, load_template
+
+SITE_DIR = Path(__file__).with_name("site")
+REGION = "us-east-1"
+# Template parameter prefixes, per provider.
+PARAMETER_PREFIX = {provider: logical.removesuffix("Function") for provider, logical in FUNCTIONS.items()}
+SANDBOX_VERIFY_PATHS = {
+    "captchacat": "/captchacat/validate_token",
+    "byebot": "/byebot/validate_token",
+    "swetrix": "/swetrix/v1/captcha/validate",
+    "ycaptcha": "/ycaptcha/api/v0/captcha/siteverify",
+    "friendlycaptcha": "/friendlycaptcha/api/v1/siteverify",
+}
+FRIENDLY_V2_SANDBOX_PATH = "/friendlycaptcha/api/v2/captcha/siteverify"
+
+
+@dataclass(frozen=True)
+class Ports:
+    api: int = 3000
+    sandbox: int = 3001
+    site: int = 3002
+    aws: int = 3003
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Four ports nobody listens on now (tests run beside each other and beside `make local`)."""
+        sockets = [socket.socket() for _ in range(4)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        ports = [sock.getsockname()[1] for sock in sockets]
+        for sock in sockets:
+            sock.close()
+        return cls(*ports)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    secret: str
+    sitekey: str
+
+
+@dataclass
+class LocalStack:
+    ports: Ports = field(default_factory=Ports)
+    real: Mapping[str, Credentials] | None = None  # the user's own credentials: no sandbox
+    friendly_api_version: str = "v1"
+    failure_policy: str = "closed"
+    log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
+    _stops: list[Callable[[], None]] = field(default_factory=list, init=False)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{getattr(self.ports, service)}"
+
+    @property
+    def credentials(self) -> Mapping[str, Credentials]:
+        if self.real is not None:
+            return self.real
+        return {p: Credentials(c.secret, c.sitekey) for p, c in sandbox.SANDBOX_CREDENTIALS.items()}
+
+    def parameter_overrides(self) -> dict[str, str]:
+        """What a user would pass to `sam deploy --parameter-overrides` for this setup."""
+        site = self.url("site")
+        overrides = {
+            "AllowedOrigins": site,
+            "SuccessRedirectUrl": f"{site}/thanks.html",
+            "FailureRedirectUrl": f"{site}/error.html",
+            "FriendlyApiVersion": self.friendly_api_version,
+            "FailurePolicy": self.failure_policy,
+        }
+        for provider, prefix in PARAMETER_PREFIX.items():
+            overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
+            if self.real is None:
+                path = SANDBOX_VERIFY_PATHS[provider]
+                if provider == "friendlycaptcha" and self.friendly_api_version == "v2":
+                    path = FRIENDLY_V2_SANDBOX_PATH
+                overrides[f"{prefix}VerifyUrl"] = self.url("sandbox") + path
+        return overrides
+
+    def start(self) -> None:
+        # Each request is logged once, as the Lambda's own lines; the servers' access logs add only noise.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        try:
+            self._start_aws()
+            stacks, _ = SamLocalStackProvider.get_stacks(
+                str(TEMPLATE), parameter_overrides=self.parameter_overrides()
+            )
+            specs = function_specs(stacks)
+            self._create_resources(specs)
+            if self.real is None:
+                self._serve("sandbox", sandbox.create_app())
+            self._start_site()
+            self._start_api(stacks, specs)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        while self._stops:
+            self._stops.pop()()
+
+    def _start_aws(self) -> None:
+        server = ThreadedMotoServer(ip_address=self.host, port=self.ports.aws, verbose=False)
+        server.start()
+        self._stops.append(server.stop)
+        os.environ.update(self.aws_environment())
+
+    def aws_environment(self) -> dict[str, str]:
+        """How every part reaches AWS here: moto's endpoint and dummy credentials, never a real account."""
+        return {
+            "AWS_ENDPOINT_URL": self.url("aws"),
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def _create_resources(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """The table and secrets under the names the functions' own environments resolve to."""
+        template = load_template()
+        any_env = next(iter(specs.values())).environment
+        create_challenge_table(boto3.client("dynamodb"), any_env["CHALLENGE_TABLE_NAME"], template)
+        client = boto3.client("secretsmanager")
+        for provider, logical_id in FUNCTIONS.items():
+            if logical_id in specs:
+                create_secret(
+                    client,
+                    specs[logical_id].environment["PROVIDER_SECRET_ID"],
+                    self.credentials[provider].secret,
+                )
+
+    @property
+    def table_name(self) -> str:
+        stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
+        return next(iter(function_specs(stacks).values())).environment["CHALLENGE_TABLE_NAME"]
+
+    def _serve(self, name: str, app: Any) -> BaseWSGIServer:
+        server = make_server(self.host, getattr(self.ports, name), app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        thread.start()
+        self._stops.append(server.shutdown)
+        return server
+
+    def _start_site(self) -> None:
+        config = {
+            "apiUrl": self.url("api"),
+            "widgetScripts": widget_scripts(self.url("sandbox"), self.real is not None),
+            "sitekeys": {p: c.sitekey for p, c in self.credentials.items()},
+            "friendlyApiVersion": self.friendly_api_version,
+            "sandbox": self.real is None,
+        }
+        handler = partial(
+            SiteHandler, config_js=f"window.CAPTCHA_DEMO = {json.dumps(config)};\n", directory=str(SITE_DIR)
+        )
+        server = ThreadingHTTPServer((self.host, self.ports.site), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
+        self._stops.append(lambda: (server.shutdown(), server.server_close()))
+
+    def _start_api(self, stacks: list[Any], specs: Mapping[str, FunctionSpec]) -> None:
+        runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
+        self._stops.append(runner.stop)
+        service = LocalApigwService(
+            api=ApiProvider(stacks).api, lambda_runner=runner, port=self.ports.api, host=self.host
+        )
+        service.create()
+        self._serve("api", service._app)
+
+
+def function_specs(stacks: list[Any]) -> dict[str, FunctionSpec]:
+    """Each function as the template declares it, with SAM CLI resolving Globals and parameters."""
+    provider = SamFunctionProvider(stacks)
+    repo = TEMPLATE.parent
+    specs = {}
+    for function in provider.get_all():
+        variables = (function.environment or {}).get("Variables", {})
+        specs[function.name] = FunctionSpec(
+            name=function.name,
+            handler=function.handler,
+            code_dir=repo / function.codeuri,
+            layer_dirs=tuple(repo / layer.codeuri for layer in function.layers),
+            environment={name: str(value) for name, value in variables.items()},
+            timeout_seconds=int(function.timeout or 3),
+            memory_mb=int(function.memory or 128),
+        )
+    return specs
+
+
+REAL_WIDGET_SCRIPTS = {
+    "captchacat": "https://challenge.captchacat.com/ray/widget.js",
+    "byebot": "https://challenge.byebot.de/ray/widget.js",
+    "swetrix": "https://cdn.swetrixcaptcha.com/captcha-loader.js",
+    "ycaptcha": "https://ycaptcha.xyspg.moe/captcha.js",
+    "friendlycaptcha": "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.18/widget.min.js",
+}
+
+
+def widget_scripts(sandbox_url: str, real: bool) -> dict[str, str]:
+    if real:
+        return dict(REAL_WIDGET_SCRIPTS)
+    return {provider: f"{sandbox_url}/{provider}/widget.js" for provider in FUNCTIONS}
+
+
+class SiteHandler(SimpleHTTPRequestHandler):
+    """The demo site's static files, plus /config.js telling the page where the API and widgets are."""
+
+    def __init__(self, *args: Any, config_js: str, **kwargs: Any) -> None:
+        self.config_js = config_js.encode()
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/config.js":
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.config_js)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(self.config_js)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def real_credentials(path: Path) -> dict[str, Credentials]:
+    """{"byebot": {"secret": "...", "sitekey": "..."}, ...} for every provider."""
+    document = json.loads(path.read_text())
+    missing = [p for p in FUNCTIONS if not isinstance(document.get(p), dict) or not document[p].get("secret")]
+    if missing:
+        raise SystemExit(f"{path}: no secret for {', '.join(missing)}")
+    return {p: Credentials(document[p]["secret"], document[p].get("sitekey", "")) for p in FUNCTIONS}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=Ports.api, help="API port (default: %(default)s)")
+    parser.add_argument("--sandbox-port", type=int, default=Ports.sandbox)
+    parser.add_argument("--site-port", type=int, default=Ports.site)
+    parser.add_argument("--aws-port", type=int, default=Ports.aws, help="moto server port")
+    parser.add_argument("--friendly-api-version", choices=("v1", "v2"), default="v1")
+    parser.add_argument("--failure-policy", choices=("closed", "open"), default="closed")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        metavar="SECRETS_JSON",
+        help="verify against the real providers with the secrets and site keys in this file (needs internet)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = LocalStack(
+        ports=Ports(args.port, args.sandbox_port, args.site_port, args.aws_port),
+        real=real_credentials(args.real) if args.real else None,
+        friendly_api_version=args.friendly_api_version,
+        failure_policy=args.failure_policy,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stack.start()
+    try:
+        print(ready_banner(stack), flush=True)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping…", file=sys.stderr, flush=True)
+        stack.stop()
+    return 0
+
+
+def ready_banner(stack: LocalStack) -> str:
+    routes = "\n".join(f"    POST {stack.url('api')}/verify/{provider}" for provider in FUNCTIONS)
+    providers = "the real providers (--real)" if stack.real else f"provider sandbox  {stack.url('sandbox')}"
+    return (
+        "captcha-verify is running locally (Ctrl-C stops every part)\n"
+        f"  demo site         {stack.url('site')}/   <- open this\n"
+        f"  API               {stack.url('api')}\n{routes}\n"
+        f"  {providers}\n"
+        f"  AWS (moto)        {stack.url('aws')}  table {stack.table_name}\n"
+        f"  stats             AWS_ENDPOINT_URL={stack.url('aws')} make stats\n"
+        "Each request's Lambda log lines follow, as CloudWatch would show them."
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
