@@ -319,7 +319,7 @@ def ready_banner(stack: LocalStack) -> str:
         f"  API               {stack.url('api')}\n{routes}\n"
         f"  {providers}\n"
         f"  AWS (moto)        {stack.url('aws')}  table {stack.table_name}\n"
-        f"  stats             AWS_ENDPOINT_URL={stack.url('aws')} make stats\n"
+        "  stats             make stats-local   (in another terminal)\n"
         "Each request's Lambda log lines follow, as CloudWatch would show them."
     )
 

@@ -1,0 +1,76 @@
+# Everything a developer or CI runs. The first two targets are all a new machine needs:
+#   make local   the whole system offline (moto, provider sandbox, local API, demo site)
+#   make test    lint, unit, template, integration and browser tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# SAM builds python3.13 functions with a python3.13 on PATH: the venv provides one.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Python 3.13 from pyenv's versions or PATH; each candidate is run, since a pyenv shim may exist
+# for a version that is not active.
+PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null) \
+	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+	&& echo "$$p" && break; done)
+
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate clean
+
+help:
+	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
+	@echo "make test     run every test (creates .venv and installs Chromium if needed)"
+	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
+	@echo "make stats-local  the same against a running make local"
+	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv install 3.13 or put python3.13 on PATH)"; exit 1; }
+	test -x $(BIN)/python || "$(PYTHON313)" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+local: $(STAMP)
+	$(BIN)/captcha-local $(ARGS)
+
+# Debian's Chromium for the browser test; never a browser download.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) browser-deps lint
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration tests/browser
+
+stats: $(STAMP)
+	$(BIN)/captcha-stats $(ARGS)
+
+# Against the challenge log of a running `make local`.
+stats-local: $(STAMP)
+	AWS_ENDPOINT_URL=http://127.0.0.1:3003 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	AWS_DEFAULT_REGION=us-east-1 CHALLENGE_TABLE_NAME=ChallengeTable $(BIN)/captcha-stats $(ARGS)
+
+build: $(STAMP)
+	$(BIN)/sam build
+
+validate: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --region us-east-1
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
