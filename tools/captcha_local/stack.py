@@ -296,14 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure_policy=args.failure_policy,
     )
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
     stack.start()
     try:
         print(ready_banner(stack), flush=True)
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        stopped.wait()
     finally:
         print("stopping…", file=sys.stderr, flush=True)
         stack.stop()
