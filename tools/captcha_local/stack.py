@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import socket
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.sam_function_provider import SamFunctionProvider
@@ -66,6 +67,22 @@ class Ports:
         for sock in sockets:
             sock.close()
         return cls(*ports)
+
+
+class LocalHttpApi(LocalApigwService):
+    """SAM CLI's local API Gateway, with a request id per request as API Gateway gives.
+
+    SAM CLI 1.170 evaluates RequestContextV2's default request id once, at import, so every local
+    request would share one id (aws/aws-sam-cli#9279): records would overwrite each other and no
+    log query could tell requests apart.
+    """
+
+    def _generate_lambda_event(
+        self, flask_request: Any, route: Any, method: str, endpoint: str
+    ) -> dict[str, Any]:
+        event = super()._generate_lambda_event(flask_request, route, method, endpoint)
+        event["requestContext"]["requestId"] = str(uuid.uuid4())
+        return event
 
 
 @dataclass(frozen=True)
@@ -141,7 +158,18 @@ class LocalStack:
         server = ThreadedMotoServer(ip_address=self.host, port=self.ports.aws, verbose=False)
         server.start()
         self._stops.append(server.stop)
-        os.environ.update(self.aws_environment())
+        # moto's backends are process-wide: without a reset, the next stack in this process
+        # (tests start several) would find this one's table and secrets.
+        self._stops.append(lambda: requests.post(f"{self.url('aws')}/moto-api/reset", timeout=5))
+
+    def aws_client(self, service: str) -> Any:
+        """A client of the local moto server; this process's own AWS settings stay untouched."""
+        environment = self.aws_environment()
+        return boto3.session.Session(
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        ).client(service, endpoint_url=environment["AWS_ENDPOINT_URL"])
 
     def aws_environment(self) -> dict[str, str]:
         """How every part reaches AWS here: moto's endpoint and dummy credentials, never a real account."""
@@ -157,8 +185,8 @@ class LocalStack:
         """The table and secrets under the names the functions' own environments resolve to."""
         template = load_template()
         any_env = next(iter(specs.values())).environment
-        create_challenge_table(boto3.client("dynamodb"), any_env["CHALLENGE_TABLE_NAME"], template)
-        client = boto3.client("secretsmanager")
+        create_challenge_table(self.aws_client("dynamodb"), any_env["CHALLENGE_TABLE_NAME"], template)
+        client = self.aws_client("secretsmanager")
         for provider, logical_id in FUNCTIONS.items():
             if logical_id in specs:
                 create_secret(
@@ -198,7 +226,7 @@ class LocalStack:
     def _start_api(self, stacks: list[Any], specs: Mapping[str, FunctionSpec]) -> None:
         runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
         self._stops.append(runner.stop)
-        service = LocalApigwService(
+        service = LocalHttpApi(
             api=ApiProvider(stacks).api, lambda_runner=runner, port=self.ports.api, host=self.host
         )
         service.create()

@@ -1,0 +1,143 @@
+"""The demo site in headless Chromium: each provider's stand-in widget, the plain form post
+(303 to thanks.html / error.html) and the fetch path, against the whole local stack."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+WAIT_MS = 15_000  # every wait is bounded
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing (Debian's chromium package); browser tests never download a browser",
+        allow_module_level=True,
+    )
+
+from captcha_local.stack import LocalStack  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
+# What the API answers to a token used a second time (see tests/integration).
+REUSED = {
+    "captchacat": "invalid-input-response",
+    "byebot": "invalid-input-response",
+    "swetrix": "timeout-or-duplicate",
+    "ycaptcha": "invalid-input-response",
+    "friendlycaptcha": "timeout-or-duplicate",
+}
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture
+def demo(page: Page, demo_stack: LocalStack) -> tuple[Page, list[str]]:
+    """The page, with every request off loopback refused and remembered."""
+    foreign: list[str] = []
+
+    def guard(route: Any) -> None:
+        if urlsplit(route.request.url).hostname == LOOPBACK:
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", guard)
+    return page, foreign
+
+
+def open_demo(page: Page, site: str) -> None:
+    page.goto(f"{site}/", wait_until="load")
+    # Every provider's widget script has rendered its stand-in button.
+    expect(page.locator("[data-sandbox-provider]")).to_have_count(len(PROVIDERS), timeout=WAIT_MS)
+
+
+def solve(page: Page, provider: str) -> None:
+    section = page.locator(f"section#{provider}")
+    widget = section.locator("[data-sandbox-provider]")
+    expect(widget).to_have_attribute("data-state", "ready", timeout=WAIT_MS)
+    widget.get_by_role("button", name="Sandbox: I'm not a robot").click()
+    expect(widget).to_have_attribute("data-state", "solved", timeout=WAIT_MS)
+
+
+def hidden_token(page: Page, provider: str) -> str:
+    value = page.locator(f"section#{provider} form input[type=hidden]").input_value()
+    assert value
+    return value
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_demo_form_plain_post_fetch_and_reused_token(
+    demo: tuple[Page, list[str]],
+    demo_stack: LocalStack,
+    function_lines: list[tuple[str, str]],
+    provider: str,
+) -> None:
+    page, foreign = demo
+    site = demo_stack.url("site")
+
+    # 1. Plain HTML form post: the API answers 303 to the thank-you page.
+    open_demo(page, site)
+    solve(page, provider)
+    with page.expect_navigation(url=f"{site}/thanks.html", timeout=WAIT_MS):
+        page.locator(f"section#{provider} .plain").click()
+    expect(page.locator("#outcome")).to_have_attribute("data-outcome", "success", timeout=WAIT_MS)
+
+    # 2. Back to the demo, a fresh solve, and the fetch path: JSON shown under the form.
+    page.go_back(wait_until="load")
+    widget = page.locator(f"section#{provider} [data-sandbox-provider]")
+    if widget.get_attribute("data-state") != "ready":  # restored from the back/forward cache
+        page.reload(wait_until="load")
+    open_demo(page, site)
+    solve(page, provider)
+    used = hidden_token(page, provider)
+    page.locator(f"section#{provider} .fetch").click()
+    result = page.locator(f"section#{provider} pre.result")
+    expect(result).to_have_attribute("data-status", "200", timeout=WAIT_MS)
+    expect(result).to_have_attribute("data-success", "true", timeout=WAIT_MS)
+    expect(result).to_contain_text('"success": true', timeout=WAIT_MS)
+    expect(result).to_contain_text(f'"provider": "{provider}"', timeout=WAIT_MS)
+
+    # 3. The hidden field still holds the token the fetch used: posting it again fails.
+    assert hidden_token(page, provider) == used
+    error_url = f"{site}/error.html?error={REUSED[provider]}"
+    with page.expect_navigation(url=error_url, timeout=WAIT_MS):
+        page.locator(f"section#{provider} .plain").click()
+    expect(page.locator("#outcome")).to_have_attribute("data-outcome", "error", timeout=WAIT_MS)
+    expect(page.locator("#error-code")).to_have_text(REUSED[provider], timeout=WAIT_MS)
+    expect(page.locator("#explanation")).not_to_be_empty(timeout=WAIT_MS)
+
+    # The function saw the browser's own Origin, and logged the token by digest only.
+    digest = hashlib.sha256(used.encode()).hexdigest()
+    lines = [line for _, line in function_lines]
+    verifications = [
+        json.loads(line) for line in lines if line.startswith("{") and f'"token_sha256":"{digest}"' in line
+    ]
+    assert [(v["outcome"], v["origin"]) for v in verifications] == [
+        ("verified", site),
+        ("rejected", site),
+    ]
+    assert not [line for line in lines if used in line]
+    assert foreign == []
+
+
+def test_demo_page_screenshot(demo: tuple[Page, list[str]], demo_stack: LocalStack, tmp_path: Path) -> None:
+    page, foreign = demo
+    open_demo(page, demo_stack.url("site"))
+    expect(page.locator("section.provider")).to_have_count(len(PROVIDERS), timeout=WAIT_MS)
+    expect(page.locator("#mode")).to_contain_text("sandbox", timeout=WAIT_MS)
+
+    shot = tmp_path / "demo-page.png"
+    page.screenshot(path=str(shot), full_page=True, timeout=WAIT_MS)
+
+    data = shot.read_bytes()
+    assert len(data) > 1000
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert foreign == []
