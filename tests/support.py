@@ -16,6 +16,28 @@ from urllib.parse import parse_qs
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
 PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
+SITEVERIFY_KEYS = frozenset(
+    {
+        "success",
+        "error-codes",
+        "provider",
+        "challenge_ts",
+        "hostname",
+        "sitekey",
+        "solve_time_ms",
+        "interactive",
+        "degraded",
+    }
+)
+# What a second use of a token answers: Captcha Cat/ByeBot's engine answers a bare 400 for
+# invalid, expired and used alike, and yCAPTCHA deletes a used token ("Invalid token").
+REUSED_TOKEN_CODES = {
+    "captchacat": "invalid-input-response",
+    "byebot": "invalid-input-response",
+    "swetrix": "timeout-or-duplicate",
+    "ycaptcha": "invalid-input-response",
+    "friendlycaptcha": "timeout-or-duplicate",
+}
 TOKEN_FIELDS = {
     "captchacat": "captchacat-token",
     "byebot": "byebot-token",

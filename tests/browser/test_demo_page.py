@@ -22,18 +22,11 @@ if not CHROMIUM.exists():
 
 from captcha_local.stack import LocalStack  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
+from support import PROVIDERS, REUSED_TOKEN_CODES  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
-# What the API answers to a token used a second time (see tests/integration).
-REUSED = {
-    "captchacat": "invalid-input-response",
-    "byebot": "invalid-input-response",
-    "swetrix": "timeout-or-duplicate",
-    "ycaptcha": "invalid-input-response",
-    "friendlycaptcha": "timeout-or-duplicate",
-}
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -107,11 +100,11 @@ def test_demo_form_plain_post_fetch_and_reused_token(
 
     # 3. The hidden field still holds the token the fetch used: posting it again fails.
     assert hidden_token(page, provider) == used
-    error_url = f"{site}/error.html?error={REUSED[provider]}"
+    error_url = f"{site}/error.html?error={REUSED_TOKEN_CODES[provider]}"
     with page.expect_navigation(url=error_url, timeout=WAIT_MS):
         page.locator(f"section#{provider} .plain").click()
     expect(page.locator("#outcome")).to_have_attribute("data-outcome", "error", timeout=WAIT_MS)
-    expect(page.locator("#error-code")).to_have_text(REUSED[provider], timeout=WAIT_MS)
+    expect(page.locator("#error-code")).to_have_text(REUSED_TOKEN_CODES[provider], timeout=WAIT_MS)
     expect(page.locator("#explanation")).not_to_be_empty(timeout=WAIT_MS)
 
     # The function saw the browser's own Origin, and logged the token by digest only.

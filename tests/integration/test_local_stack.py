@@ -17,36 +17,16 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
-from support import PROVIDERS, REPO
+from support import PROVIDERS, REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
 
 from .local_harness import HTTP_TIMEOUT, Harness, sha256_hex
 
 pytestmark = pytest.mark.slow
 
-SITEVERIFY_KEYS = {
-    "success",
-    "error-codes",
-    "provider",
-    "challenge_ts",
-    "hostname",
-    "sitekey",
-    "solve_time_ms",
-    "interactive",
-    "degraded",
-}
 
-# What a second use of a token answers: Captcha Cat/ByeBot's engine answers a bare 400 for
-# invalid, expired and used alike, and yCAPTCHA deletes a used token ("Invalid token").
-REUSED = {
-    "captchacat": "invalid-input-response",
-    "byebot": "invalid-input-response",
-    "swetrix": "timeout-or-duplicate",
-    "ycaptcha": "invalid-input-response",
-    "friendlycaptcha": "timeout-or-duplicate",
-}
 # An expired token: the same distinctions (Swetrix "Token expired", Friendly
 # solution_timeout_or_duplicate; the engine and yCAPTCHA cannot tell).
-EXPIRED = dict(REUSED)
+EXPIRED = dict(REUSED_TOKEN_CODES)
 
 # The provider's HTTP status on a token rejection (Friendly v1 and yCAPTCHA reject with a 200).
 REJECTION_STATUS = {"captchacat": 400, "byebot": 400, "swetrix": 400, "ycaptcha": 200, "friendlycaptcha": 200}
@@ -126,12 +106,12 @@ def test_same_token_twice_is_rejected(h: Harness, provider: str) -> None:
     token = h.issue(provider)
     assert_siteverify(h.verify(token), provider, 200, [])
 
-    body = assert_siteverify(h.verify(token), provider, 400, [REUSED[provider]])
+    body = assert_siteverify(h.verify(token), provider, 400, [REUSED_TOKEN_CODES[provider]])
 
     assert body["sitekey"] is None and body["challenge_ts"] is None
     first, second = sorted(only_record(h, provider, token.sha256, count=2), key=lambda r: r["created_at"])
     assert (first["success"], first["error_codes"]) == (True, [])
-    assert (second["success"], second["error_codes"]) == (False, [REUSED[provider]])
+    assert (second["success"], second["error_codes"]) == (False, [REUSED_TOKEN_CODES[provider]])
     assert second["provider_status"] == REJECTION_STATUS[provider]
     # Both attempts reached the provider: reuse is the provider's verdict, not a local guess.
     assert len(calls_for(h, provider, token.sha256)) == 2
@@ -235,7 +215,7 @@ def test_form_post_failure_redirects_to_error_page_with_the_code(h: Harness, pro
     missing = h.post_form(provider, {"name": "Ada Lovelace", token.field: ""})
 
     assert reused.status_code == 303
-    assert reused.headers["Location"] == f"{h.site}/error.html?error={REUSED[provider]}"
+    assert reused.headers["Location"] == f"{h.site}/error.html?error={REUSED_TOKEN_CODES[provider]}"
     assert missing.status_code == 303
     assert missing.headers["Location"] == f"{h.site}/error.html?error=missing-input-response"
     # The redirect target page exists on the demo site.
