@@ -47,6 +47,7 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest

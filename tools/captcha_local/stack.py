@@ -98,7 +98,7 @@ class LocalStack:
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
-    _stops: list[Callable[[], None]] = field(default_factory=list, init=False)
+    _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     @property
     def host(self) -> str:
@@ -165,11 +165,13 @@ class LocalStack:
     def aws_client(self, service: str) -> Any:
         """A client of the local moto server; this process's own AWS settings stay untouched."""
         environment = self.aws_environment()
-        return boto3.session.Session(
+        session = boto3.session.Session(
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
             region_name=REGION,
-        ).client(service, endpoint_url=environment["AWS_ENDPOINT_URL"])
+        )
+        make_client: Callable[..., Any] = session.client
+        return make_client(service, endpoint_url=environment["AWS_ENDPOINT_URL"])
 
     def aws_environment(self) -> dict[str, str]:
         """How every part reaches AWS here: moto's endpoint and dummy credentials, never a real account."""
@@ -221,7 +223,8 @@ class LocalStack:
         server = ThreadingHTTPServer((self.host, self.ports.site), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
-        self._stops.append(lambda: (server.shutdown(), server.server_close()))
+        self._stops.append(server.server_close)
+        self._stops.append(server.shutdown)
 
     def _start_api(self, stacks: list[Any], specs: Mapping[str, FunctionSpec]) -> None:
         runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
