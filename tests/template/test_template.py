@@ -225,7 +225,7 @@ def test_sam_build_builds_every_function_and_the_layer(tmp_path: Path) -> None:
 
     layer_python = build_dir / "SharedLayer" / "python"
     assert layer_python.is_dir(), "the layer must be built under python/ (BuildMethod python3.13)"
-    for requirement in ("aws_lambda_powertools", "requests"):
+    for requirement in ("aws_lambda_powertools", "aws_xray_sdk", "requests"):
         assert (layer_python / requirement).is_dir(), f"{requirement} missing from the layer"
     if SHARED_PACKAGE.is_dir():
         assert (layer_python / "captcha_verify" / "__init__.py").is_file()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -39,6 +39,9 @@ def build_handler(
     adapter = adapter_for(provider, settings)
     logger = Logger()
     metrics = Metrics()
+    # Patches requests and botocore, so the provider call, the secret read and the record write
+    # appear as X-Ray subsegments when the stack's EnableTracing is on; off outside Lambda.
+    tracer = Tracer()
     metrics.set_default_dimensions(provider=provider)
     verifier = Verifier(
         provider=provider,
@@ -81,6 +84,7 @@ def build_handler(
         )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(event, context)
