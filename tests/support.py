@@ -15,7 +15,6 @@ from urllib.parse import parse_qs
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
-PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
 SITEVERIFY_KEYS = frozenset(
     {
         "success",

@@ -21,8 +21,9 @@ if not CHROMIUM.exists():
     )
 
 from captcha_local.stack import LocalStack  # noqa: E402
+from captcha_verify.providers import PROVIDERS  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
-from support import PROVIDERS, REUSED_TOKEN_CODES  # noqa: E402
+from support import REUSED_TOKEN_CODES  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

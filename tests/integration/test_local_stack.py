@@ -17,7 +17,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
-from support import PROVIDERS, REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
+from captcha_verify.providers import PROVIDERS
+from support import REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
 
 from .local_harness import HTTP_TIMEOUT, Harness, sha256_hex
 

@@ -10,10 +10,10 @@ import boto3
 import pytest
 from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
+from captcha_verify.providers import PROVIDERS
 from captcha_verify.secret_store import SecretStore
 from conftest import NOW, TABLE, HandlerFactory, table_items
 from support import (
-    PROVIDERS,
     SITEVERIFY_KEYS,
     FakeContext,
     ScriptedProvider,

@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 from captcha_stats import cli
 from captcha_stats.figures import Attempt, compute, nearest_rank
-from captcha_stats.query import PROVIDERS, query_attempts, sort_key_bounds
+from captcha_stats.query import query_attempts, sort_key_bounds
+from captcha_verify.providers import PROVIDERS
 from moto import mock_aws
 
 TABLE = "challenge-log"

@@ -19,7 +19,6 @@ FUNCTIONS = {
     "ycaptcha": "YCaptchaFunction",
     "friendlycaptcha": "FriendlyCaptchaFunction",
 }
-SECRETS = {provider: logical.replace("Function", "Secret") for provider, logical in FUNCTIONS.items()}
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -41,13 +40,6 @@ def create_challenge_table(dynamodb: Any, table_name: str, template: dict[str, A
         TableName=table_name,
         TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
     )
-
-
-def secret_name(provider: str, stack_name: str, template: dict[str, Any]) -> str:
-    """The name the template gives the provider's secret, with ${AWS::StackName} resolved."""
-    name = template["Resources"][SECRETS[provider]]["Properties"]["Name"]
-    pattern = name["Fn::Sub"] if isinstance(name, dict) else name
-    return pattern.replace("${AWS::StackName}", stack_name)
 
 
 def create_secret(secretsmanager: Any, name: str, secret: str) -> str:

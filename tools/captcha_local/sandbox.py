@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import flask
+from captcha_verify.providers import PROVIDERS
 from werkzeug.serving import make_server
-
-PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
 
 TOKEN_LIFETIME_SECONDS = 300
 # Tokens are forgotten this long after issue so a long `make local` session stays small,

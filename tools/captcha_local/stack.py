@@ -40,14 +40,6 @@ SITE_DIR = Path(__file__).with_name("site")
 REGION = "us-east-1"
 # Template parameter prefixes, per provider.
 PARAMETER_PREFIX = {provider: logical.removesuffix("Function") for provider, logical in FUNCTIONS.items()}
-SANDBOX_VERIFY_PATHS = {
-    "captchacat": "/captchacat/validate_token",
-    "byebot": "/byebot/validate_token",
-    "swetrix": "/swetrix/v1/captcha/validate",
-    "ycaptcha": "/ycaptcha/api/v0/captcha/siteverify",
-    "friendlycaptcha": "/friendlycaptcha/api/v1/siteverify",
-}
-FRIENDLY_V2_SANDBOX_PATH = "/friendlycaptcha/api/v2/captcha/siteverify"
 
 
 @dataclass(frozen=True)
@@ -85,19 +77,14 @@ class LocalHttpApi(LocalApigwService):
         return event
 
 
-@dataclass(frozen=True)
-class Credentials:
-    secret: str
-    sitekey: str
-
-
 @dataclass
 class LocalStack:
     ports: Ports = field(default_factory=Ports)
-    real: Mapping[str, Credentials] | None = None  # the user's own credentials: no sandbox
+    real: Mapping[str, sandbox.Credentials] | None = None  # the user's own credentials: no sandbox
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
+    table_name: str = field(default="", init=False)  # as the functions' environment names it
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     @property
@@ -108,10 +95,8 @@ class LocalStack:
         return f"http://{self.host}:{getattr(self.ports, service)}"
 
     @property
-    def credentials(self) -> Mapping[str, Credentials]:
-        if self.real is not None:
-            return self.real
-        return {p: Credentials(c.secret, c.sitekey) for p, c in sandbox.SANDBOX_CREDENTIALS.items()}
+    def credentials(self) -> Mapping[str, sandbox.Credentials]:
+        return self.real if self.real is not None else sandbox.SANDBOX_CREDENTIALS
 
     def parameter_overrides(self) -> dict[str, str]:
         """What a user would pass to `sam deploy --parameter-overrides` for this setup."""
@@ -126,10 +111,9 @@ class LocalStack:
         for provider, prefix in PARAMETER_PREFIX.items():
             overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
             if self.real is None:
-                path = SANDBOX_VERIFY_PATHS[provider]
-                if provider == "friendlycaptcha" and self.friendly_api_version == "v2":
-                    path = FRIENDLY_V2_SANDBOX_PATH
-                overrides[f"{prefix}VerifyUrl"] = self.url("sandbox") + path
+                overrides[f"{prefix}VerifyUrl"] = self.url("sandbox") + sandbox_verify_path(
+                    provider, self.friendly_api_version
+                )
         return overrides
 
     def start(self) -> None:
@@ -186,8 +170,8 @@ class LocalStack:
     def _create_resources(self, specs: Mapping[str, FunctionSpec]) -> None:
         """The table and secrets under the names the functions' own environments resolve to."""
         template = load_template()
-        any_env = next(iter(specs.values())).environment
-        create_challenge_table(self.aws_client("dynamodb"), any_env["CHALLENGE_TABLE_NAME"], template)
+        self.table_name = next(iter(specs.values())).environment["CHALLENGE_TABLE_NAME"]
+        create_challenge_table(self.aws_client("dynamodb"), self.table_name, template)
         client = self.aws_client("secretsmanager")
         for provider, logical_id in FUNCTIONS.items():
             if logical_id in specs:
@@ -196,11 +180,6 @@ class LocalStack:
                     specs[logical_id].environment["PROVIDER_SECRET_ID"],
                     self.credentials[provider].secret,
                 )
-
-    @property
-    def table_name(self) -> str:
-        stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
-        return next(iter(function_specs(stacks).values())).environment["CHALLENGE_TABLE_NAME"]
 
     def _serve(self, name: str, app: Any) -> BaseWSGIServer:
         server = make_server(self.host, getattr(self.ports, name), app, threaded=True)
@@ -234,6 +213,14 @@ class LocalStack:
         )
         service.create()
         self._serve("api", service._app)
+
+
+def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:
+    """The sandbox route standing in for the provider's verify URL (Friendly has one per API version)."""
+    paths = [path for name, path, _ in sandbox.VERIFY_ROUTES if name == provider]
+    if len(paths) == 1:
+        return paths[0]
+    return next(path for path in paths if f"/api/{friendly_api_version}/" in path)
 
 
 def function_specs(stacks: list[Any]) -> dict[str, FunctionSpec]:
@@ -292,13 +279,13 @@ class SiteHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def real_credentials(path: Path) -> dict[str, Credentials]:
+def real_credentials(path: Path) -> dict[str, sandbox.Credentials]:
     """{"byebot": {"secret": "...", "sitekey": "..."}, ...} for every provider."""
     document = json.loads(path.read_text())
     missing = [p for p in FUNCTIONS if not isinstance(document.get(p), dict) or not document[p].get("secret")]
     if missing:
         raise SystemExit(f"{path}: no secret for {', '.join(missing)}")
-    return {p: Credentials(document[p]["secret"], document[p].get("sitekey", "")) for p in FUNCTIONS}
+    return {p: sandbox.Credentials(document[p]["secret"], document[p].get("sitekey", "")) for p in FUNCTIONS}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

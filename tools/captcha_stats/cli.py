@@ -15,9 +15,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from captcha_verify.providers import PROVIDERS
 
 from captcha_stats.figures import Distribution, Figures, Number, Summary, summarise
-from captcha_stats.query import PROVIDERS, QueryClient, iso_millis, query_attempts
+from captcha_stats.query import QueryClient, iso_millis, query_attempts
 
 PROG = "captcha-stats"
 FALLBACK_REGION = "us-east-1"

@@ -14,8 +14,6 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from captcha_stats.figures import Attempt, Number
 
-PROVIDERS = ("captchacat", "byebot", "swetrix", "ycaptcha", "friendlycaptcha")
-
 # Only what the figures use: a smaller response per page, hence fewer round trips.
 _PROJECTED = (
     "provider",
