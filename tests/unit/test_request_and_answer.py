@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aws_lambda_powertools import Logger
+from captcha_verify.aws_clients import bounded_config
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import ConfigurationError, FailurePolicy, FriendlyApiVersion, Settings
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
@@ -30,6 +31,32 @@ def test_settings_from_env_defaults() -> None:
     assert settings.verify_timeout_seconds == 3.0 and settings.record_ttl_days == 30
     assert settings.allowed_origins == frozenset() and settings.provider_verify_url is None
     assert settings.friendly_api_version is FriendlyApiVersion.V1
+    assert settings.idempotency_window_seconds == 600 and settings.honeypot_field == "_gotcha"
+    assert settings.required_fields == () and settings.client_rate_limit_per_minute == 20
+
+
+def test_settings_read_the_submission_and_abuse_names() -> None:
+    settings = Settings.from_env(
+        {
+            **REQUIRED,
+            "SUBMISSION_BUS_NAME": "forms",
+            "IDEMPOTENCY_TABLE_NAME": "idem",
+            "IDEMPOTENCY_WINDOW_SECONDS": "120",
+            "HONEYPOT_FIELD": "website",
+            "REQUIRED_FIELDS": " email, message,,email ",
+            "CLIENT_RATE_LIMIT_PER_MINUTE": "0",
+        }
+    )
+    assert (settings.submission_bus_name, settings.idempotency_table_name) == ("forms", "idem")
+    assert settings.idempotency_window_seconds == 120 and settings.honeypot_field == "website"
+    assert settings.required_fields == ("email", "message")
+    assert settings.client_rate_limit_per_minute == 0
+
+
+def test_aws_clients_are_time_bounded() -> None:
+    config = bounded_config()
+    assert config.connect_timeout <= 1 and config.read_timeout <= 2
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
 
 
 def test_settings_from_env_reads_every_name() -> None:
@@ -62,6 +89,8 @@ def test_settings_from_env_reads_every_name() -> None:
         ({"RECORD_TTL_DAYS": "0"}, "RECORD_TTL_DAYS must be at least 1"),
         ({"PROVIDER_VERIFY_URL": "ftp://x"}, "PROVIDER_VERIFY_URL must be an absolute http(s) URL"),
         ({"FRIENDLY_API_VERSION": "v3"}, "FRIENDLY_API_VERSION must be one of: v1, v2"),
+        ({"CLIENT_RATE_LIMIT_PER_MINUTE": "-1"}, "CLIENT_RATE_LIMIT_PER_MINUTE must be at least 0"),
+        ({"IDEMPOTENCY_WINDOW_SECONDS": "0"}, "IDEMPOTENCY_WINDOW_SECONDS must be at least 1"),
     ],
 )
 def test_bad_configuration_fails_loudly(overrides: dict[str, str], message: str) -> None:

@@ -36,6 +36,12 @@ class Settings:
     success_redirect_url: str | None = None
     failure_redirect_url: str | None = None
     friendly_api_version: FriendlyApiVersion = FriendlyApiVersion.V1
+    submission_bus_name: str | None = None
+    idempotency_table_name: str | None = None
+    idempotency_window_seconds: int = 600
+    honeypot_field: str = "_gotcha"
+    required_fields: tuple[str, ...] = ()
+    client_rate_limit_per_minute: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -63,6 +69,12 @@ class Settings:
             friendly_api_version=_choice(
                 env, "FRIENDLY_API_VERSION", FriendlyApiVersion, FriendlyApiVersion.V1
             ),
+            submission_bus_name=optional("SUBMISSION_BUS_NAME"),
+            idempotency_table_name=optional("IDEMPOTENCY_TABLE_NAME"),
+            idempotency_window_seconds=_number(env, "IDEMPOTENCY_WINDOW_SECONDS", 600, int, minimum=1),
+            honeypot_field=optional("HONEYPOT_FIELD") or "_gotcha",
+            required_fields=parse_names(env.get("REQUIRED_FIELDS", "")),
+            client_rate_limit_per_minute=_number(env, "CLIENT_RATE_LIMIT_PER_MINUTE", 20, int, minimum=0),
         )
 
 
@@ -73,6 +85,11 @@ def normalize_origin(origin: str) -> str:
 
 def parse_origins(raw: str) -> frozenset[str]:
     return frozenset(normalize_origin(part) for part in raw.split(",") if part.strip())
+
+
+def parse_names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of field names, in order, without blanks or repeats."""
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
 
 
 def _url_or_none(value: str | None, name: str) -> str | None:

@@ -67,6 +67,7 @@ def build_handler(
                 is_base64=bool(event.is_base64_encoded),
                 request_id=event.request_context.request_id,
                 remaining_ms=app.lambda_context.get_remaining_time_in_millis(),
+                source_ip=event.request_context.http.source_ip,
             )
         )
         if prefers_html(headers.get("content-type"), headers.get("accept")):

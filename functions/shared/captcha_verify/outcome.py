@@ -19,6 +19,9 @@ class ErrorCode(StrEnum):
     MISSING_INPUT_SECRET = "missing-input-secret"
     INVALID_INPUT_SECRET = "invalid-input-secret"
     INTERNAL_ERROR = "internal-error"
+    INVALID_FORM = "invalid-form"
+    RATE_LIMITED = "rate-limited"
+    DELIVERY_FAILED = "delivery-failed"
 
     @property
     def http_status(self) -> int:
@@ -37,6 +40,9 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MISSING_INPUT_SECRET: 500,
     ErrorCode.INVALID_INPUT_SECRET: 500,
     ErrorCode.INTERNAL_ERROR: 502,
+    ErrorCode.INVALID_FORM: 400,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.DELIVERY_FAILED: 503,
 }
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
+from boto3.dynamodb.types import TypeSerializer
 
+from captcha_verify.aws_clients import client
 from captcha_verify.outcome import ProviderAnswer
 from captcha_verify.policy import Decision
 
@@ -88,9 +89,15 @@ def build_record(attempt: Attempt, ttl_days: int) -> dict[str, Any]:
 @dataclass
 class ChallengeLog:
     table_name: str
-    table: Any = None
+    dynamodb: Any = None
 
     def put(self, item: dict[str, Any]) -> None:
-        if self.table is None:
-            self.table = boto3.resource("dynamodb").Table(self.table_name)
-        self.table.put_item(Item=item)
+        if self.dynamodb is None:
+            self.dynamodb = client("dynamodb")
+        self.dynamodb.put_item(TableName=self.table_name, Item=_serialize(item))
+
+
+def _serialize(item: dict[str, Any]) -> dict[str, Any]:
+    # The low-level client (shared, time-bounded) takes typed attribute values.
+    serializer = TypeSerializer()
+    return {name: serializer.serialize(value) for name, value in item.items()}

@@ -31,6 +31,9 @@ _EXPLANATIONS: dict[str, str] = {
     "missing-input-secret": "The CAPTCHA check is not configured yet.",
     "invalid-input-secret": "The CAPTCHA check is misconfigured.",
     "internal-error": "The CAPTCHA could not be checked right now. Please try again.",
+    "invalid-form": "A required field is missing or the form breaks a field limit.",
+    "rate-limited": "Too many attempts from your network. Please wait a minute and try again.",
+    "delivery-failed": "Your form was checked but could not be handed on. Please send it again.",
 }
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from captcha_verify.aws_clients import client
+
 # Long enough that warm invocations never call Secrets Manager, short enough that a rotated
 # secret is picked up within minutes; a rejected secret is refetched at once (see `forget`).
 SECRET_MAX_AGE_SECONDS = 300
@@ -45,7 +47,7 @@ class SecretStore:
         # The boto3 client is made on first use, not at import, so cold starts that fail a cheap
         # check never pay for it and tests need no reload.
         if self.provider is None:
-            self.provider = SecretsProvider()
+            self.provider = SecretsProvider(boto3_client=client("secretsmanager"))
         try:
             value = self.provider.get(self.secret_id, max_age=self.max_age, force_fetch=self._force_next)
         except GetParameterError as error:

@@ -29,6 +29,8 @@ class Inbound:
     is_base64: bool
     request_id: str
     remaining_ms: int | None = None
+    # Only ever used as a keyed hash (rate limiting); never logged or stored.
+    source_ip: str | None = None
 
     @property
     def origin(self) -> str | None:
