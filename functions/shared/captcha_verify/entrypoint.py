@@ -15,7 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from captcha_verify.config import Settings
 from captcha_verify.providers import adapter_for
 from captcha_verify.records import ChallengeLog
-from captcha_verify.responses import NO_STORE, html_response, json_response, prefers_html, redirect_target
+from captcha_verify.responses import (
+    ANSWER_HEADERS,
+    html_response,
+    json_response,
+    prefers_html,
+    redirect_target,
+)
 from captcha_verify.secret_store import SecretStore
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
@@ -81,7 +87,7 @@ def build_handler(
         metrics.add_metric(name="UnhandledError", unit="Count", value=1)
         body = {"success": False, "error-codes": ["internal-error"], "provider": provider}
         return Response(
-            status_code=500, content_type="application/json", body=json.dumps(body), headers=NO_STORE
+            status_code=500, content_type="application/json", body=json.dumps(body), headers=ANSWER_HEADERS
         )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
