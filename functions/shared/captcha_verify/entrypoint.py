@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
 from captcha_verify.providers import adapter_for
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
 from captcha_verify.responses import (
     ANSWER_HEADERS,
@@ -37,6 +38,7 @@ def build_handler(
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
     on its first invocation with a clear message instead of answering wrongly; AWS clients are
@@ -58,6 +60,7 @@ def build_handler(
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
         logger=logger,
         metrics=metrics,
+        rate_limiter=rate_limiter or RateLimiter.from_settings(settings, logger, metrics),
         **({"clock": clock} if clock else {}),
     )
     app = APIGatewayHttpResolver()

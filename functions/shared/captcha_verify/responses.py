@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aws_lambda_powertools.event_handler import Response
 
 from captcha_verify.config import Settings, normalize_origin
+from captcha_verify.outcome import ErrorCode
+from captcha_verify.rate_limit import WINDOW_SECONDS
 from captcha_verify.records import Attempt, iso_seconds
 
 # On every answer: never cached, never content-sniffed into something the browser would run.
@@ -97,12 +99,19 @@ def _quality(qualities: Mapping[str, float], media: str) -> float:
     return 0.0
 
 
+def answer_headers(attempt: Attempt) -> dict[str, str]:
+    """ANSWER_HEADERS, and Retry-After (one counting window) on a rate-limited answer."""
+    if attempt.decision.error_code is ErrorCode.RATE_LIMITED:
+        return {**ANSWER_HEADERS, "Retry-After": str(WINDOW_SECONDS)}
+    return ANSWER_HEADERS
+
+
 def json_response(attempt: Attempt) -> Response:
     return Response(
         status_code=attempt.decision.http_status,
         content_type="application/json",
         body=json.dumps(siteverify_body(attempt)),
-        headers=ANSWER_HEADERS,
+        headers=answer_headers(attempt),
     )
 
 
@@ -139,7 +148,7 @@ def _with_query(url: str, **params: str) -> str:
 
 def html_response(attempt: Attempt, target: str | None) -> Response:
     if target is not None:
-        return Response(status_code=303, headers={**ANSWER_HEADERS, "Location": target}, body="")
+        return Response(status_code=303, headers={**answer_headers(attempt), "Location": target}, body="")
     decision = attempt.decision
     if decision.success:
         title, text = "Thank you", "Your form was received."
@@ -155,5 +164,5 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         status_code=decision.http_status,
         content_type="text/html; charset=utf-8",
         body=page,
-        headers={**ANSWER_HEADERS, **PAGE_POLICY},
+        headers={**answer_headers(attempt), **PAGE_POLICY},
     )

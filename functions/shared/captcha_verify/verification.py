@@ -15,6 +15,7 @@ from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type
 from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
 from captcha_verify.telemetry import report, report_record_failure
@@ -61,6 +62,7 @@ class Verifier:
     challenge_log: ChallengeLog
     logger: Logger
     metrics: Metrics
+    rate_limiter: RateLimiter
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def verify(self, inbound: Inbound) -> Result:
@@ -71,6 +73,7 @@ class Verifier:
             fields = parse_fields(decode_body(inbound.body, inbound.is_base64), media)
             token = extract_token(fields, self.adapter.token_fields)
             self.adapter.check_token(token)
+            self.rate_limiter.check(inbound.source_ip)
         except RequestRejected as rejection:
             attempt = self._attempt(
                 inbound,
