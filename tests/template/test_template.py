@@ -169,7 +169,11 @@ def expand_language_extensions(raw: dict[str, Any]) -> dict[str, Any]:
     resolver = IntrinsicResolver(context)
     resolver.register_resolver(FnFindInMapResolver)
     pipeline = ProcessingPipeline(
-        [TemplateParsingProcessor(), ForEachProcessor(intrinsic_resolver=resolver), IntrinsicResolverProcessor(resolver)]
+        [
+            TemplateParsingProcessor(),
+            ForEachProcessor(intrinsic_resolver=resolver),
+            IntrinsicResolverProcessor(resolver),
+        ]
     )
     return _fold_literal_subs(pipeline.process_template(context))
 
