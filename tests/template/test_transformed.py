@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+from template.test_template import expand_language_extensions
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
@@ -26,7 +27,7 @@ class _NoManagedPolicies:
 
 def translated(monkeypatch: pytest.MonkeyPatch, **parameters: str) -> dict[str, Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = yaml_parse(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    template = expand_language_extensions(yaml_parse(TEMPLATE_PATH.read_text(encoding="utf-8")))
     for resource in template["Resources"].values():
         # `sam package` puts S3 locations here; the translator insists on them.
         if resource["Type"] == "AWS::Serverless::Function":
