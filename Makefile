@@ -7,6 +7,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins boto3 and friends far from ours: it lives in its own venv (tests find it there).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # SAM builds python3.13 functions with a python3.13 on PATH: the venv provides one.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -16,7 +19,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate clean
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate clean fuzz
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -24,6 +27,7 @@ help:
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
+	@echo "make fuzz     the fuzz suite with many examples, and its statistics"
 
 venv: $(STAMP)
 
@@ -34,6 +38,12 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv install 3.13 or put python3.13 on PATH)"; exit 1; }
+	test -x $(CHECKOV_VENV)/bin/python || "$(PYTHON313)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 local: $(STAMP)
 	$(BIN)/captcha-local $(ARGS)
@@ -49,8 +59,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint
 	$(BIN)/python -m pytest
+
+# Many more fuzz examples than `make test` runs, with hypothesis's statistics and the slowest input.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -s --hypothesis-show-statistics
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -74,4 +88,4 @@ validate: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
