@@ -763,7 +763,8 @@ def test_samconfig(template: dict[str, Any]) -> None:
         assert default[command]["parameters"]["language_extensions"] is True, command
     assert default["validate"]["parameters"]["lint"] is True
     deploy = default["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # CAPABILITY_AUTO_EXPAND: the template runs the AWS::LanguageExtensions transform.
+    assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND"
     assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
     stack_names = {
         env: config[env]["global"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
