@@ -7,9 +7,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import EphemeralMetrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
@@ -38,7 +39,10 @@ def build_handler(
     settings = settings or Settings.from_env()
     adapter = adapter_for(provider, settings)
     logger = Logger()
-    metrics = Metrics()
+    # A metric set of its own: Metrics() shares one set (and its dimensions) with every other
+    # instance in the process, so each handler built in a process (one per provider in the tests,
+    # one in Lambda) would re-add, and overwrite, the others' provider dimension.
+    metrics = EphemeralMetrics()
     # Patches requests and botocore, so the provider call, the secret read and the record write
     # appear as X-Ray subsegments when the stack's EnableTracing is on; off outside Lambda.
     tracer = Tracer()

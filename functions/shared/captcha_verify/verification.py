@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
@@ -52,7 +53,7 @@ class Verifier:
     transport: Transport
     challenge_log: ChallengeLog
     logger: Logger
-    metrics: Metrics
+    metrics: EphemeralMetrics
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def verify(self, inbound: Inbound) -> Result:
