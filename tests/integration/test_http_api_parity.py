@@ -121,3 +121,11 @@ def test_make_local_prints_one_line_per_request_and_stops_cleanly_on_ctrl_c() ->
     assert process.returncode == 0, rest
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
     assert rest.strip() == "stopping…", rest
+
+
+def test_a_page_on_an_allowed_origin_may_read_the_request_id(h: Harness) -> None:
+    response = h.post_json("byebot", {})  # with the demo site's Origin
+
+    assert response.headers["Access-Control-Allow-Origin"] == h.site
+    assert response.headers["Access-Control-Expose-Headers"] == "apigw-requestid"
+    assert "Access-Control-Expose-Headers" not in h.post_json("byebot", {}, origin=None).headers

@@ -573,6 +573,7 @@ def test_http_api_cors_and_access_log(resources) -> None:
     }
     assert sorted(cors["AllowMethods"]) == ["OPTIONS", "POST"]
     assert [h.lower() for h in cors["AllowHeaders"]] == ["content-type"]
+    assert cors["ExposeHeaders"] == ["apigw-requestid"]
     assert isinstance(cors["MaxAge"], int) and cors["MaxAge"] > 0
     access = props["AccessLogSettings"]
     assert access["DestinationArn"] == {"Fn::GetAtt": "HttpApiAccessLogGroup.Arn"} or access[

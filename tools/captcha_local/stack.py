@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 import flask
 import requests
+from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.sam_function_provider import SamFunctionProvider
@@ -77,9 +78,16 @@ class LocalHttpApi(LocalApigwService):
       SAM CLI's default application/json.
     """
 
-    def __init__(self, *args: Any, on_request: RequestSink | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_request: RequestSink | None = None,
+        expose_headers: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._on_request = on_request
+        self._expose_headers = tuple(expose_headers)  # the template's CORS ExposeHeaders
 
     def create(self) -> None:
         super().create()
@@ -97,6 +105,9 @@ class LocalHttpApi(LocalApigwService):
 
     def _end_request(self, response: Any) -> Any:
         response.headers["apigw-requestid"] = flask.g.request_id
+        # SAM CLI's CORS leaves ExposeHeaders out; a deployed HTTP API sends it with the CORS headers.
+        if self._expose_headers and "Access-Control-Allow-Origin" in response.headers:
+            response.headers["Access-Control-Expose-Headers"] = ",".join(self._expose_headers)
         if not response.get_data() and not flask.g.get("function_content_type", False):
             response.headers.pop("Content-Type", None)
         if self._on_request is not None:
@@ -266,6 +277,7 @@ class LocalStack:
             "sitekeys": {p: c.sitekey for p, c in self.credentials.items()},
             "friendlyApiVersion": self.friendly_api_version,
             "sandbox": self.real is None,
+            "explanations": EXPLANATIONS,
         }
         handler = partial(
             SiteHandler, config_js=f"window.CAPTCHA_DEMO = {json.dumps(config)};\n", directory=str(SITE_DIR)
@@ -285,6 +297,9 @@ class LocalStack:
             port=self.ports.api,
             host=self.host,
             on_request=self.on_request,
+            expose_headers=load_template()["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"].get(
+                "ExposeHeaders", []
+            ),
         )
         service.create()
         self._serve("api", service._app)

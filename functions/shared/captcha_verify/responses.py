@@ -19,7 +19,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 SUCCESS_URL_FIELD = "success_url"
 FAILURE_URL_FIELD = "failure_url"
 
-_EXPLANATIONS: dict[str, str] = {
+# What each code means to a visitor (the HTML answer; the demo site's error page shows them too).
+EXPLANATIONS: dict[str, str] = {
     "missing-input-response": "The CAPTCHA was not completed.",
     "invalid-input-response": "The CAPTCHA answer was not accepted.",
     "timeout-or-duplicate": "The CAPTCHA answer expired or was already used. Please solve it again.",
@@ -130,7 +131,7 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         title, text = "Thank you", "Your form was received."
     else:
         code = decision.error_codes[0]
-        title, text = "Verification failed", f"{_EXPLANATIONS[code]} (error: {code})"
+        title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
