@@ -16,7 +16,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate clean
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate bench clean
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -24,6 +24,7 @@ help:
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
+	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
 
 venv: $(STAMP)
 
@@ -47,7 +48,7 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats
+	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_bench
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest
@@ -72,6 +73,10 @@ build: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --region us-east-1
+
+# A benchmark, not a test: prints a table and writes .aws-sam/bench.json (see README, Performance).
+bench: $(STAMP)
+	$(BIN)/captcha-bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
