@@ -6,6 +6,7 @@ into their {"Ref": ...}/{"Fn::If": ...} forms), so they see exactly what SAM and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -50,6 +51,7 @@ DESIGN_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_LOGGER_SAMPLE_RATE",
+    "POWERTOOLS_TRACE_DISABLED",
 }
 FRIENDLY_ONLY = {"FRIENDLY_API_VERSION"}
 
@@ -224,11 +226,31 @@ def test_sam_build_builds_every_function_and_the_layer(tmp_path: Path) -> None:
         assert built["Resources"][f"{prefix}Function"]["Properties"]["CodeUri"] == f"{prefix}Function"
 
     layer_python = build_dir / "SharedLayer" / "python"
-    assert layer_python.is_dir(), "the layer must be built under python/ (BuildMethod python3.13)"
+    assert layer_python.is_dir(), "the layer must be built under python/ (functions/shared/Makefile)"
     for requirement in ("aws_lambda_powertools", "aws_xray_sdk", "requests"):
         assert (layer_python / requirement).is_dir(), f"{requirement} missing from the layer"
     if SHARED_PACKAGE.is_dir():
         assert (layer_python / "captcha_verify" / "__init__.py").is_file()
+    # The runtime brings boto3 and botocore; a second copy in the layer would shadow them.
+    for stray in ("boto3", "botocore", "s3transfer", "dateutil"):
+        assert not (layer_python / stray).exists(), f"{stray} must not be in the layer"
+    _assert_unchecked_hash_bytecode(layer_python)
+
+
+def _assert_unchecked_hash_bytecode(tree: Path) -> None:
+    """Every module has a .pyc that Lambda can use from a fixed-timestamp zip on a read-only disk:
+    hash-based and unchecked (flags 0b01 in the header, PEP 552), this interpreter's magic number,
+    and the hash of exactly the source shipped beside it."""
+    sources = sorted(tree.rglob("*.py"))
+    packages = {source.relative_to(tree).parts[0] for source in sources}
+    assert {"captcha_verify", "aws_lambda_powertools", "requests", "urllib3"} <= packages
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert compiled.is_file(), f"no bytecode for {source.relative_to(tree)}"
+        header = compiled.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, f"{compiled}: another Python's bytecode"
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{compiled}: not unchecked-hash bytecode"
+        assert header[8:16] == importlib.util.source_hash(source.read_bytes()), f"{compiled}: stale"
 
 
 # ------------------------------------------------------------------ layout and parameters
