@@ -78,13 +78,17 @@ def test_aws_clients_share_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
         aws_clients.client.cache_clear()
 
 
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def lock_entries(path: Path) -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) of a `uv pip compile --generate-hashes` file."""
     entries: dict[str, tuple[str, list[str]]] = {}
     name = ""
     for line in path.read_text(encoding="utf-8").splitlines():
         if match := re.match(r"^([A-Za-z0-9_.-]+)==([^ \\;]+)", line):
-            name = match.group(1).lower().replace("_", "-")
+            name = normalized(match.group(1))
             entries[name] = (match.group(2), [])
         elif hash_match := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line):
             entries[name][1].append(hash_match.group(1))
@@ -93,10 +97,25 @@ def lock_entries(path: Path) -> dict[str, tuple[str, list[str]]]:
 
 def test_layer_lock_pins_the_requirements_with_hashes_and_no_botocore() -> None:
     locked = lock_entries(SHARED / "requirements.lock")
-    for line in (SHARED / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, version = line.split("[")[0].split("==")[0].lower(), line.split("==")[1].strip()
-            assert locked[name][0] == version, f"{name}: the lock does not match requirements.txt"
+    for name, version in pins(SHARED / "requirements.txt").items():
+        assert name in locked and locked[name][0] == version, f"{name}=={version}: run `make lock`"
     for name, (version, hashes) in locked.items():
         assert hashes, f"{name}=={version} has no hash"
     assert not {"boto3", "botocore", "s3transfer", "python-dateutil", "six"} & set(locked)
+
+
+def pins(path: Path) -> dict[str, str]:
+    pinned = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[normalized(name.split("[")[0])] = version.strip()
+    return pinned
+
+
+def test_dev_lock_is_up_to_date_with_the_pins() -> None:
+    # `make venv` installs the lock, not requirements-dev.txt: a pin without `make lock` would be ignored.
+    locked = lock_entries(ROOT / "requirements-dev.lock")
+    for name, version in pins(ROOT / "requirements-dev.txt").items():
+        assert name in locked and locked[name][0] == version, f"{name}=={version}: run `make lock`"
+    assert all(hashes for _, hashes in locked.values())
