@@ -75,6 +75,7 @@ EXPECTED_PARAMETERS = {
     "EnableTracing",
     "AlarmEmail",
     "ProviderErrorRateThreshold",
+    "ProvisionedConcurrency",
 }
 
 QUERY_DEFINITIONS = {
@@ -303,6 +304,7 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "EnableTracing": "false",
         "AlarmEmail": "",
         "ProviderErrorRateThreshold": 5,
+        "ProvisionedConcurrency": 0,
     }
     assert {name: parameters[name]["Default"] for name in expected} == expected
     assert parameters["FailurePolicy"]["AllowedValues"] == ["closed", "open"]
@@ -368,7 +370,8 @@ def test_one_function_per_provider_with_the_fixed_shape(template: dict[str, Any]
     assert layer["Properties"]["ContentUri"] == "functions/shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    # functions/shared/Makefile: the hashed lock and unchecked-hash bytecode (checked after sam build).
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
 
 
 def test_each_function_environment_is_exactly_the_design_table(template: dict[str, Any], resources) -> None:
@@ -744,3 +747,64 @@ def test_samconfig(template: dict[str, Any]) -> None:
             _check_parameter_value(name, parameters[name], value)
     prod = dict(item.split("=", 1) for item in config["prod"]["deploy"]["parameters"]["parameter_overrides"])
     assert prod["FailurePolicy"] == "closed"
+
+
+# ------------------------------------------------------------------ performance
+class _AnyManagedPolicy(dict[str, str]):
+    """The SAM translator looks managed policies up by name; offline, every name maps to its ARN."""
+
+    def __missing__(self, name: str) -> str:
+        return f"arn:aws:iam::aws:policy/{name}"
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+class _OfflinePolicyLoader:
+    def load(self) -> dict[str, str]:
+        return _AnyManagedPolicy()
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation receives it (code URIs as if uploaded)."""
+    from samtranslator.translator.transform import transform
+
+    document = json.loads(json.dumps(template))
+    for resource in document["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        return transform(document, {}, _OfflinePolicyLoader())
+    finally:
+        if previous is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+def test_provisioned_concurrency_is_off_by_default_and_lives_on_the_live_alias(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    assert template["Conditions"]["ProvisionedConcurrencyEnabled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]}]
+    }
+    out = transformed["Resources"]
+    for name, prefix in PROVIDERS.items():
+        alias = out[f"{prefix}FunctionAliaslive"]
+        assert alias["Type"] == "AWS::Lambda::Alias" and alias["Condition"] == f"{prefix}Enabled"
+        assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {
+            "Fn::If": [
+                "ProvisionedConcurrencyEnabled",
+                {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+        # The API invokes the alias, so requests land on the provisioned environments.
+        permission = out[f"{prefix}FunctionVerifyPermission"]["Properties"]
+        assert permission["FunctionName"] == {"Ref": f"{prefix}FunctionAliaslive"}, name
+        api_body = json.dumps(out["HttpApi"]["Properties"]["Body"]["paths"][f"/verify/{name}"])
+        assert f"${{{prefix}FunctionAliaslive}}" in api_body, name
