@@ -18,8 +18,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
 from captcha_verify.providers import adapter_for
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
-from captcha_verify.responses import NO_STORE, html_response, json_response, prefers_html, redirect_target
+from captcha_verify.responses import (
+    ANSWER_HEADERS,
+    html_response,
+    json_response,
+    prefers_html,
+    redirect_target,
+)
 from captcha_verify.secret_store import SecretStore
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
@@ -35,6 +42,7 @@ def build_handler(
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
     on its first invocation with a clear message instead of answering wrongly; AWS clients are
@@ -56,6 +64,7 @@ def build_handler(
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
         logger=logger,
         metrics=metrics,
+        rate_limiter=rate_limiter or RateLimiter.from_settings(settings, logger, metrics),
         **({"clock": clock} if clock else {}),
     )
     app = APIGatewayHttpResolver()
@@ -85,7 +94,7 @@ def build_handler(
         metrics.add_metric(name="UnhandledError", unit="Count", value=1)
         body = {"success": False, "error-codes": ["internal-error"], "provider": provider}
         return Response(
-            status_code=500, content_type="application/json", body=json.dumps(body), headers=NO_STORE
+            status_code=500, content_type="application/json", body=json.dumps(body), headers=ANSWER_HEADERS
         )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
