@@ -13,6 +13,7 @@ import base64
 import gc
 import io
 import json
+import os
 import string
 import time
 from collections.abc import Iterator
@@ -27,9 +28,25 @@ from captcha_verify.entrypoint import build_handler
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, OutboundCall
 from captcha_verify.transport import ProviderReply
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import FakeContext, load_event
+
+# A small fixed number of examples in `make test`; `make fuzz` selects the "fuzz" profile.
+settings.register_profile(
+    "default",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SECRET = "sk_" + "SeCrEtCaNaRy0123456789abcdefghij"[:32]
 ALLOWED = "https://www.example.com"

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.aws_clients import client
 from captcha_verify.config import Settings
@@ -59,12 +59,12 @@ class RateLimiter:
     table_name: str | None
     key_store: SecretStore | None
     logger: Logger
-    metrics: Metrics
+    metrics: EphemeralMetrics
     dynamodb: Any = None
     clock: Callable[[], float] = time.time
 
     @classmethod
-    def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> RateLimiter:
+    def from_settings(cls, settings: Settings, logger: Logger, metrics: EphemeralMetrics) -> RateLimiter:
         key_id = settings.rate_limit_key_secret_id
         return cls(
             limit_per_minute=settings.client_rate_limit_per_minute,

@@ -29,7 +29,8 @@ _URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 SUCCESS_URL_FIELD = "success_url"
 FAILURE_URL_FIELD = "failure_url"
 
-_EXPLANATIONS: dict[str, str] = {
+# What each code means to a visitor (the HTML answer; the demo site's error page shows them too).
+EXPLANATIONS: dict[str, str] = {
     "missing-input-response": "The CAPTCHA was not completed.",
     "invalid-input-response": "The CAPTCHA answer was not accepted.",
     "timeout-or-duplicate": "The CAPTCHA answer expired or was already used. Please solve it again.",
@@ -155,7 +156,7 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         title, text = "Thank you", "Your form was received."
     else:
         code = decision.error_codes[0]
-        title, text = "Verification failed", f"{_EXPLANATIONS[code]} (error: {code})"
+        title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"

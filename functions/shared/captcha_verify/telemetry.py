@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.policy import Outcome
 from captcha_verify.records import MAX_ORIGIN_LENGTH, Attempt
@@ -55,7 +55,7 @@ def provider_failed(attempt: Attempt) -> bool:
     return attempt.decision.outcome in (Outcome.DEGRADED, Outcome.FAILED)
 
 
-def report(attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
+def report(attempt: Attempt, logger: Logger, metrics: EphemeralMetrics) -> None:
     fields = log_fields(attempt)
     if attempt.decision.degraded:
         logger.warning(LOG_MESSAGE, extra=fields)
@@ -77,7 +77,9 @@ def report(attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
             metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
-def report_record_failure(error: Exception, attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
+def report_record_failure(
+    error: Exception, attempt: Attempt, logger: Logger, metrics: EphemeralMetrics
+) -> None:
     logger.error(
         "challenge record not written",
         extra={"provider": attempt.provider, "request_id": attempt.request_id, "error": type(error).__name__},
