@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -54,19 +54,6 @@ def plain_http(connection: Any, closed: threading.Event) -> None:
     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
-@pytest.fixture
-def raw_servers() -> Iterator[Callable[[Any], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(behave: Any) -> RawServer:
-        servers.append(RawServer(behave))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def timed(
     invoke: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any]
 ) -> tuple[dict[str, Any], float]:
@@ -94,7 +81,7 @@ def test_provider_fault(
     policy: FailurePolicy,
     make_handler: HandlerFactory,
     provider_server: ScriptedProvider,
-    raw_servers: Callable[[Any], RawServer],
+    raw_server: Callable[[Any], RawServer],
 ) -> None:
     behaviour, closed_answer, open_answer = PROVIDER_FAULTS[fault]
     url = provider_server.url
@@ -105,7 +92,7 @@ def test_provider_fault(
     elif behaviour == "429":
         provider_server.answer(429, {"success": True})
     else:
-        server = raw_servers({"drip": drip, "huge": huge, "tls": plain_http}[behaviour])
+        server = raw_server({"drip": drip, "huge": huge, "tls": plain_http}[behaviour])
         url = server.url.replace("http://", "https://") if behaviour == "tls" else server.url
     invoke = make_handler(
         "byebot",
@@ -172,13 +159,13 @@ def test_dynamodb_fault_never_changes_a_verified_answer(
     mode: str,
     handler_with: Any,
     provider_server: ScriptedProvider,
-    raw_servers: Callable[[Any], RawServer],
+    raw_server: Callable[[Any], RawServer],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     dynamodb = (
         stubbed("dynamodb", "put_item", "ThrottlingException")
         if mode == "throttled"
-        else silent_client("dynamodb", raw_servers(silent))
+        else silent_client("dynamodb", raw_server(silent))
     )
     invoke = handler_with(dynamodb=dynamodb)
     provider_server.answer(200, success_body("byebot"))
@@ -190,12 +177,12 @@ def test_dynamodb_fault_never_changes_a_verified_answer(
 
 @pytest.mark.parametrize("mode", ["throttled", "silent"])
 def test_secrets_manager_fault_answers_missing_secret_without_spending_the_token(
-    mode: str, handler_with: Any, provider_server: ScriptedProvider, raw_servers: Callable[[Any], RawServer]
+    mode: str, handler_with: Any, provider_server: ScriptedProvider, raw_server: Callable[[Any], RawServer]
 ) -> None:
     secrets_client = (
         stubbed("secretsmanager", "get_secret_value", "ThrottlingException")
         if mode == "throttled"
-        else silent_client("secretsmanager", raw_servers(silent))
+        else silent_client("secretsmanager", raw_server(silent))
     )
     invoke = handler_with(secrets_client=secrets_client)
     response, elapsed = timed(invoke, load_event("byebot", "fetch-json"))
