@@ -206,6 +206,7 @@ class LocalStack:
                 parameter_overrides=self.parameter_overrides(),
                 language_extensions_enabled=True,
             )
+            whole_cors_objects(stacks)
             specs = function_specs(stacks)
             self._create_resources(specs)
             if self.real is None:
@@ -301,6 +302,19 @@ class LocalStack:
         )
         service.create()
         self._serve("api", service._app)
+
+
+def whole_cors_objects(stacks: list[Any]) -> None:
+    """Does what the SAM transform does with an intrinsic on an HTTP API's AllowOrigins: takes it
+    for the whole CORS object. SAM CLI resolves the Fn::If but not that step, so its local API
+    would otherwise find an object where it expects the origins list, and answer without CORS."""
+    for stack in stacks:
+        for resource in stack.template_dict.get("Resources", {}).values():
+            cors = resource.get("Properties", {}).get("CorsConfiguration")
+            if resource.get("Type") == "AWS::Serverless::HttpApi" and isinstance(cors, dict):
+                whole = cors.get("AllowOrigins")
+                if isinstance(whole, dict):
+                    resource["Properties"]["CorsConfiguration"] = whole
 
 
 def cors_expose_headers(template: dict[str, Any]) -> list[str]:
