@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.policy import Outcome
-from captcha_verify.records import Attempt
+from captcha_verify.records import MAX_ORIGIN_LENGTH, Attempt
 
 LOG_MESSAGE = "verification"
 
@@ -43,7 +43,8 @@ def log_fields(attempt: Attempt) -> dict[str, Any]:
         "interactive": answer.interactive,
         "sitekey": answer.sitekey,
         "token_sha256": attempt.token_sha256,
-        "origin": attempt.origin,
+        # The Origin header is the client's to choose (up to API Gateway's 10 KiB): bounded, as in the record.
+        "origin": attempt.origin[:MAX_ORIGIN_LENGTH] if attempt.origin else None,
         "request_id": attempt.request_id,
     }
     return {name: value for name, value in fields.items() if value is not None}
