@@ -25,9 +25,11 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return yaml_parse(path.read_text())
 
 
-def create_challenge_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
-    """The table with the template's key schema, and TTL on the template's attribute."""
-    properties = template["Resources"]["ChallengeTable"]["Properties"]
+def create_challenge_table(
+    dynamodb: Any, table_name: str, template: dict[str, Any], logical_id: str = "ChallengeTable"
+) -> None:
+    """The table `logical_id` with the template's key schema, and TTL on the template's attribute."""
+    properties = template["Resources"][logical_id]["Properties"]
     dynamodb.create_table(
         TableName=table_name,
         KeySchema=properties["KeySchema"],
