@@ -37,6 +37,8 @@ NAIVE_TEMPLATE = HERE / "naive" / "template.yaml"
 EVENT = ROOT / "events" / "byebot" / "fetch-json.json"
 FUNCTION = "ByeBotFunction"
 TABLE = "BenchChallengeTable"
+IDEMPOTENCY_TABLE = "BenchIdempotencyTable"
+BUS = "bench-submissions"
 SECRET = "bench/byebot"
 # What the python3.13 runtime ships next to the interpreter (precompiled, as in Lambda).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
@@ -168,6 +170,8 @@ def loopback_services(provider_delay: float) -> Iterator[dict[str, str]]:
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "CHALLENGE_TABLE_NAME": TABLE,
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+            "SUBMISSION_BUS_NAME": BUS,
             "PROVIDER_SECRET_ID": SECRET,
             "PROVIDER_VERIFY_URL": f"http://127.0.0.1:{provider.server_address[1]}/validate_token",
         }
@@ -183,6 +187,14 @@ def loopback_services(provider_delay: float) -> Iterator[dict[str, str]]:
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
         )
+        # As the stack makes them (Powertools Idempotency's key is "id"), for the parts that use them.
+        _client("dynamodb", environment).create_table(
+            TableName=IDEMPOTENCY_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        _client("events", environment).create_event_bus(Name=BUS)
         _client("secretsmanager", environment).create_secret(
             Name=SECRET, SecretString=json.dumps({"secret": "bench-secret"})
         )

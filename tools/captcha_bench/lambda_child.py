@@ -31,7 +31,16 @@ class Context:
 def event(template: dict, number: int) -> dict:
     request = dict(template)
     request["body"] = json.dumps({"byebot-token": f"bb_tok_bench_{os.getpid()}_{number:06d}"})
-    request["requestContext"] = {**template["requestContext"], "requestId": f"bench-{os.getpid()}-{number}"}
+    # A new visitor each time (as on a quiet form), so a per-client rate limit never answers 429.
+    http = {
+        **template["requestContext"]["http"],
+        "sourceIp": f"198.51.{number // 250 % 250}.{number % 250 + 1}",
+    }
+    request["requestContext"] = {
+        **template["requestContext"],
+        "requestId": f"bench-{os.getpid()}-{number}",
+        "http": http,
+    }
     return request
 
 
