@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -80,7 +81,7 @@ def sam_build(template: Path, build_dir: Path, targets: list[str], work: Path) -
 def simulated_runtime(target: Path) -> Path:
     """boto3 and its dependencies from the dev environment, precompiled like the runtime's."""
     if not target.is_dir():
-        site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+        site = Path(sysconfig.get_paths()["purelib"])
         target.mkdir(parents=True)
         for name in RUNTIME_PACKAGES:
             source = site / name
