@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # SAM builds python3.13 functions with a python3.13 on PATH: the venv provides one.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# The project's own sam commands send no usage telemetry.
+export SAM_CLI_TELEMETRY := 0
 
 # Python 3.13 from pyenv's versions or PATH; each candidate is run, since a pyenv shim may exist
 # for a version that is not active.
@@ -16,7 +18,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate bench lock clean
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy validate bench lock clean
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -24,6 +26,7 @@ help:
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
+	@echo "make deploy   build, then deploy (the first time asks five questions; ARGS='--guided' asks again)"
 	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
 
 venv: $(STAMP)
@@ -63,7 +66,8 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_bench
+	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_deploy \
+		tools/captcha_bench
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest
@@ -84,6 +88,9 @@ stats-local: $(STAMP)
 
 build: $(STAMP)
 	$(BIN)/sam build
+
+deploy: build
+	$(BIN)/captcha-deploy $(ARGS)
 
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

@@ -8,17 +8,25 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import EphemeralMetrics
 from aws_lambda_powertools.shared.constants import TRACER_DISABLED_ENV
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
 from captcha_verify.providers import adapter_for
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
-from captcha_verify.responses import NO_STORE, html_response, json_response, prefers_html, redirect_target
+from captcha_verify.responses import (
+    ANSWER_HEADERS,
+    html_response,
+    json_response,
+    prefers_html,
+    redirect_target,
+)
 from captcha_verify.secret_store import SecretStore
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
@@ -34,6 +42,7 @@ def build_handler(
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
     on its first invocation with a clear message instead of answering wrongly; AWS clients are
@@ -41,7 +50,10 @@ def build_handler(
     settings = settings or Settings.from_env()
     adapter = adapter_for(provider, settings)
     logger = Logger()
-    metrics = Metrics()
+    # A metric set of its own: Metrics() shares one set (and its dimensions) with every other
+    # instance in the process, so each handler built in a process (one per provider in the tests,
+    # one in Lambda) would re-add, and overwrite, the others' provider dimension.
+    metrics = EphemeralMetrics()
     metrics.set_default_dimensions(provider=provider)
     verifier = Verifier(
         provider=provider,
@@ -52,6 +64,7 @@ def build_handler(
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
         logger=logger,
         metrics=metrics,
+        rate_limiter=rate_limiter or RateLimiter.from_settings(settings, logger, metrics),
         **({"clock": clock} if clock else {}),
     )
     app = APIGatewayHttpResolver()
@@ -81,7 +94,7 @@ def build_handler(
         metrics.add_metric(name="UnhandledError", unit="Count", value=1)
         body = {"success": False, "error-codes": ["internal-error"], "provider": provider}
         return Response(
-            status_code=500, content_type="application/json", body=json.dumps(body), headers=NO_STORE
+            status_code=500, content_type="application/json", body=json.dumps(body), headers=ANSWER_HEADERS
         )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

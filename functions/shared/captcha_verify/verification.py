@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type
-from captcha_verify.policy import Decision, Outcome, bind_sitekey, decide
+from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
 from captcha_verify.telemetry import report, report_record_failure
@@ -31,6 +34,13 @@ class Inbound:
     remaining_ms: int | None = None
     # Only ever used as a keyed hash (rate limiting); never logged or stored.
     source_ip: str | None = None
+    received_at: float = field(default_factory=time.monotonic)
+
+    def remaining_ms_now(self) -> int | None:
+        """The Lambda's remaining time now, not when the request arrived."""
+        if self.remaining_ms is None:
+            return None
+        return self.remaining_ms - round((time.monotonic() - self.received_at) * 1000)
 
     @property
     def origin(self) -> str | None:
@@ -52,7 +62,8 @@ class Verifier:
     transport: Transport
     challenge_log: ChallengeLog
     logger: Logger
-    metrics: Metrics
+    metrics: EphemeralMetrics
+    rate_limiter: RateLimiter
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def verify(self, inbound: Inbound) -> Result:
@@ -63,6 +74,7 @@ class Verifier:
             fields = parse_fields(decode_body(inbound.body, inbound.is_base64), media)
             token = extract_token(fields, self.adapter.token_fields)
             self.adapter.check_token(token)
+            self.rate_limiter.check(inbound.source_ip)
         except RequestRejected as rejection:
             attempt = self._attempt(
                 inbound,
@@ -78,7 +90,9 @@ class Verifier:
 
     def _verify_token(self, inbound: Inbound, token: str) -> Attempt:
         answer, status, latency_ms = self._ask_provider(inbound, token)
-        answer = bind_sitekey(answer, self.settings.expected_sitekey)
+        answer = bind_origin(
+            bind_sitekey(answer, self.settings.expected_sitekey), self.settings.allowed_origins
+        )
         if answer.error_code is ErrorCode.INVALID_INPUT_SECRET:
             self.secrets.forget()
         return self._attempt(
@@ -107,12 +121,12 @@ class Verifier:
         if refusal is not None:
             return refusal, None, None
         call = self.adapter.build_call(token, secret, self.settings.expected_sitekey)
-        budget = call_budget(self.settings.verify_timeout_seconds, inbound.remaining_ms)
+        budget = call_budget(self.settings.verify_timeout_seconds, inbound.remaining_ms_now())
         try:
             reply = self.transport.send(call, budget)
         except ProviderUnreachable as failure:
             return failure.answer, None, failure.latency_ms
-        return self.adapter.interpret(reply.status, reply.body), reply.status, reply.latency_ms
+        return self.adapter.answer(reply.status, reply.body), reply.status, reply.latency_ms
 
     def _attempt(
         self, inbound: Inbound, decision: Decision, answer: ProviderAnswer, **known: object
