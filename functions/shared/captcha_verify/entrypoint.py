@@ -13,6 +13,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
+from captcha_verify.delivery import SubmissionBus
+from captcha_verify.idempotency import OnceStore
 from captcha_verify.providers import adapter_for
 from captcha_verify.records import ChallengeLog
 from captcha_verify.responses import NO_STORE, html_response, json_response, prefers_html, redirect_target
@@ -30,6 +32,7 @@ def build_handler(
     secrets: SecretStore | None = None,
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
+    bus: SubmissionBus | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
@@ -50,6 +53,8 @@ def build_handler(
         secrets=secrets or SecretStore(settings.provider_secret_id),
         transport=transport or Transport(adapter.retry_statuses),
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
+        once=OnceStore(settings.idempotency_table_name, settings.idempotency_window_seconds),
+        bus=bus or SubmissionBus(settings.submission_bus_name),
         logger=logger,
         metrics=metrics,
         **({"clock": clock} if clock else {}),
