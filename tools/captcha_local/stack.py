@@ -121,8 +121,11 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
             self._start_aws()
+            # The template defines each provider once, in an Fn::ForEach that SAM CLI expands here.
             stacks, _ = SamLocalStackProvider.get_stacks(
-                str(TEMPLATE), parameter_overrides=self.parameter_overrides()
+                str(TEMPLATE),
+                parameter_overrides=self.parameter_overrides(),
+                language_extensions_enabled=True,
             )
             specs = function_specs(stacks)
             self._create_resources(specs)
