@@ -33,6 +33,7 @@ def build_handler(
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
     bus: SubmissionBus | None = None,
+    once: OnceStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
@@ -53,7 +54,7 @@ def build_handler(
         secrets=secrets or SecretStore(settings.provider_secret_id),
         transport=transport or Transport(adapter.retry_statuses),
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
-        once=OnceStore(settings.idempotency_table_name, settings.idempotency_window_seconds),
+        once=once or OnceStore(settings.idempotency_table_name, settings.idempotency_window_seconds),
         bus=bus or SubmissionBus(settings.submission_bus_name),
         logger=logger,
         metrics=metrics,
