@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -111,9 +112,7 @@ class Verifier:
     def _honeypot(self, inbound: Inbound) -> Attempt:
         """A bot gets the answer a success gets, so it learns nothing; no token is spent and
         nothing is delivered."""
-        report_event(
-            self.logger,
-            self.metrics,
+        self._note(
             "honeypot tripped",
             HONEYPOT_TRIPPED,
             provider=self.provider,
@@ -152,9 +151,7 @@ class Verifier:
             # Honest and retryable: this request did not ask the provider, so it cannot say whether
             # the token is good; the visitor's retry gets the first request's kept outcome.
             in_flight = isinstance(unsure, StillInFlight)
-            report_event(
-                self.logger,
-                self.metrics,
+            self._note(
                 "twin request still verifying" if in_flight else "idempotency store unavailable",
                 DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
                 level="warning",
@@ -171,9 +168,7 @@ class Verifier:
             )
         if not ran.replayed:
             return fresh[0]
-        report_event(
-            self.logger,
-            self.metrics,
+        self._note(
             "repeat answered from idempotency record",
             DUPLICATE_REQUEST,
             step=VERIFY_STEP,
@@ -205,44 +200,27 @@ class Verifier:
             ran = self.once.run_once(
                 DELIVER_STEP, key, lambda: {"event_id": self.bus.put(detail)}, inbound.remaining_ms
             )
-        except StillInFlight:
-            report_event(
-                self.logger,
-                self.metrics,
-                "twin request still delivering",
-                DUPLICATE_IN_FLIGHT,
-                level="warning",
-                step=DELIVER_STEP,
-                **ids,
-            )
-            return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
-        except (DeliveryFailed, StoreUnavailable) as failure:
-            reason = (
-                failure.reason if isinstance(failure, DeliveryFailed) else "idempotency store unavailable"
-            )
-            report_event(
-                self.logger,
-                self.metrics,
-                "submission not delivered",
-                SUBMISSION_DELIVERY_FAILED,
-                level="error",
-                reason=reason,
+        except (StillInFlight, DeliveryFailed, StoreUnavailable) as failure:
+            # A twin still in flight may yet deliver, so it is not counted as a delivery failure;
+            # either way the visitor's retry gets the kept answer, or delivers.
+            in_flight = isinstance(failure, StillInFlight)
+            self._note(
+                "twin request still delivering" if in_flight else "submission not delivered",
+                DUPLICATE_IN_FLIGHT if in_flight else SUBMISSION_DELIVERY_FAILED,
+                level="warning" if in_flight else "error",
+                reason=failure.reason if isinstance(failure, DeliveryFailed) else type(failure).__name__,
                 **ids,
             )
             return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
         if ran.replayed:
-            report_event(
-                self.logger,
-                self.metrics,
+            self._note(
                 "repeat answered from idempotency record",
                 DUPLICATE_REQUEST,
                 step=DELIVER_STEP,
                 **ids,
             )
         else:
-            report_event(
-                self.logger,
-                self.metrics,
+            self._note(
                 "submission delivered",
                 SUBMISSION_DELIVERED,
                 event_id=ran.value["event_id"],
@@ -300,6 +278,9 @@ class Verifier:
             origin=inbound.origin,
             **known,  # type: ignore[arg-type]
         )
+
+    def _note(self, message: str, metric: str, *, level: str = "info", **fields: Any) -> None:
+        report_event(self.logger, self.metrics, message, metric, level=level, **fields)
 
     def _record(self, attempt: Attempt) -> None:
         # The record is for review; losing it must never change what the user is told.
