@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # SAM builds python3.13 functions with a python3.13 on PATH: the venv provides one.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# The project's own sam commands send no usage telemetry.
+export SAM_CLI_TELEMETRY := 0
 
 # Python 3.13 from pyenv's versions or PATH; each candidate is run, since a pyenv shim may exist
 # for a version that is not active.
@@ -16,7 +18,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build validate clean
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy validate bench lock clean
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -24,16 +26,33 @@ help:
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
+	@echo "make deploy   build, then deploy (the first time asks five questions; ARGS='--guided' asks again)"
+	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.txt pyproject.toml
+# The venv is made from the hashed lock by uv (seconds, where pip's resolve and install took a
+# minute); uv itself is bootstrapped with the venv's own pip at the version the lock pins.
+UV_VERSION = $(shell sed -n 's/^uv==//p' requirements-dev.txt)
+UV = $(BIN)/uv
+LAYER_LOCK_FLAGS = --python-version 3.13 --python-platform aarch64-manylinux2014 --generate-hashes \
+	--no-emit-package botocore --no-emit-package python-dateutil --no-emit-package six
+
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv install 3.13 or put python3.13 on PATH)"; exit 1; }
 	test -x $(BIN)/python || "$(PYTHON313)" -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements-dev.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# After editing requirements-dev.txt or functions/shared/requirements.txt: rewrite both locks.
+# The layer's lock leaves out botocore and its own dependencies: the Lambda runtime provides them
+# (see README, Performance).
+lock: $(STAMP)
+	$(UV) pip compile --quiet requirements-dev.txt --universal --python-version 3.13 --generate-hashes \
+		-o requirements-dev.lock
+	cd functions/shared && $(CURDIR)/$(UV) pip compile --quiet requirements.txt $(LAYER_LOCK_FLAGS) -o requirements.lock
 
 local: $(STAMP)
 	$(BIN)/captcha-local $(ARGS)
@@ -47,7 +66,8 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats
+	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_deploy \
+		tools/captcha_bench
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest
@@ -69,9 +89,16 @@ stats-local: $(STAMP)
 build: $(STAMP)
 	$(BIN)/sam build
 
+deploy: build
+	$(BIN)/captcha-deploy $(ARGS)
+
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --region us-east-1
+
+# A benchmark, not a test: prints a table and writes .aws-sam/bench.json (see README, Performance).
+bench: $(STAMP)
+	$(BIN)/captcha-bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache

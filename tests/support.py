@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import threading
@@ -179,3 +180,64 @@ class ScriptedProvider:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class RawServer:
+    """A loopback TCP server whose every connection is handed to `behave(connection)`: for peers
+    that drip, stall, never answer or speak the wrong protocol. Threads are daemons and every
+    connection is closed on `close()`, so a test never outlives its server."""
+
+    def __init__(self, behave: Any) -> None:
+        import socket
+
+        self.behave = behave
+        self.connections: list[Any] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/verify"
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: Any) -> None:
+        with contextlib.suppress(OSError):
+            self.behave(connection, self.closed)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def read_request(connection: Any) -> bytes:
+    """Reads one HTTP request's head and its Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -21,7 +21,9 @@ if not CHROMIUM.exists():
     )
 
 from captcha_local.stack import LocalStack  # noqa: E402
+from captcha_verify.outcome import ErrorCode  # noqa: E402
 from captcha_verify.providers import PROVIDERS  # noqa: E402
+from captcha_verify.responses import EXPLANATIONS  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -83,11 +85,9 @@ def test_demo_form_plain_post_fetch_and_repeated_token(
         page.locator(f"section#{provider} .plain").click()
     expect(page.locator("#outcome")).to_have_attribute("data-outcome", "success", timeout=WAIT_MS)
 
-    # 2. Back to the demo, a fresh solve, and the fetch path: JSON shown under the form.
+    # 2. Back to the demo: the widget asks for a new solve (its token was spent), then the
+    #    fetch path: a one-line summary and the JSON under the form.
     page.go_back(wait_until="load")
-    widget = page.locator(f"section#{provider} [data-sandbox-provider]")
-    if widget.get_attribute("data-state") != "ready":  # restored from the back/forward cache
-        page.reload(wait_until="load")
     open_demo(page, site)
     solve(page, provider)
     used = hidden_token(page, provider)
@@ -96,12 +96,21 @@ def test_demo_form_plain_post_fetch_and_repeated_token(
     expect(result).to_have_attribute("data-status", "200", timeout=WAIT_MS)
     expect(result).to_have_attribute("data-success", "true", timeout=WAIT_MS)
     expect(result).to_contain_text('"success": true', timeout=WAIT_MS)
-    expect(result).to_contain_text(f'"provider": "{provider}"', timeout=WAIT_MS)
+    request_id = result.get_attribute("data-request-id")
+    assert request_id and request_id != "n/a"
+    expect(result.locator(".summary")).to_have_text(
+        f"{provider} · HTTP 200 · verified · request {request_id}", timeout=WAIT_MS
+    )
 
-    # 3. The hidden field still holds the token the fetch used: posting it again is a repeat of
-    # the same submission, answered from the idempotency record (the thank-you page), not a
-    # false "already used".
-    assert hidden_token(page, provider) == used
+    # 3. The spent token left the form with the send; a stale copy posted again is a repeat of the
+    # same submission, answered from the idempotency record (the thank-you page), not a false
+    # "already used", and delivered no second time.
+    widget = page.locator(f"section#{provider} [data-sandbox-provider]")
+    expect(widget).to_have_attribute("data-state", "ready", timeout=WAIT_MS)
+    assert page.locator(f"section#{provider} form input[type=hidden]").input_value() == ""
+    page.locator(f"section#{provider} form input[type=hidden]").evaluate(
+        "(input, token) => input.value = token", used
+    )
     with page.expect_navigation(url=f"{site}/thanks.html", timeout=WAIT_MS):
         page.locator(f"section#{provider} .plain").click()
     expect(page.locator("#outcome")).to_have_attribute("data-outcome", "success", timeout=WAIT_MS)
@@ -159,3 +168,37 @@ def test_demo_page_screenshot(demo: tuple[Page, list[str]], demo_stack: LocalSta
     assert len(data) > 1000
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert foreign == []
+
+
+def test_back_after_a_plain_post_resets_the_widget_and_no_result_bar_shows_before_a_send(
+    demo: tuple[Page, list[str]], demo_stack: LocalStack
+) -> None:
+    page, foreign = demo
+    site = demo_stack.url("site")
+    open_demo(page, site)
+    expect(page.locator("pre.result")).to_have_count(len(PROVIDERS))
+    for bar in page.locator("pre.result").all():
+        expect(bar).to_be_hidden()
+
+    solve(page, "byebot")
+    with page.expect_navigation(url=f"{site}/thanks.html", timeout=WAIT_MS):
+        page.locator("section#byebot .plain").click()
+    page.go_back(wait_until="load")
+
+    # Restored from the back/forward cache or loaded afresh, the widget wants a new solve.
+    widget = page.locator("section#byebot [data-sandbox-provider]")
+    expect(widget).to_have_attribute("data-state", "ready", timeout=WAIT_MS)
+    tokens = page.locator("section#byebot form input[type=hidden]")
+    assert all(value == "" for value in tokens.evaluate_all("(inputs) => inputs.map((i) => i.value)"))
+    solve(page, "byebot")
+    with page.expect_navigation(url=f"{site}/thanks.html", timeout=WAIT_MS):
+        page.locator("section#byebot .plain").click()
+    assert foreign == []
+
+
+def test_error_page_explains_every_code(demo: tuple[Page, list[str]], demo_stack: LocalStack) -> None:
+    page, _ = demo
+    for code in ErrorCode:
+        page.goto(f"{demo_stack.url('site')}/error.html?error={code.value}", wait_until="load")
+        expect(page.locator("#error-code")).to_have_text(code.value)
+        expect(page.locator("#explanation")).to_have_text(EXPLANATIONS[code.value])

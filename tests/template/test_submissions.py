@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from captcha_verify.telemetry import SUBMISSION_DELIVERY_FAILED
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-from test_template import PROVIDERS, TEMPLATE_PATH, expand_language_extensions
+from template.test_template import PROVIDERS
+from template.test_transformed import IDEMPOTENCY_ACTIONS, translated
 
 RULES = {"NotificationRule": "NotificationDeadLetterQueue", "WebhookRule": "WebhookDeadLetterQueue"}
-IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-
-
-class _NoManagedPolicies:
-    """The translator asks IAM for managed policy ARNs only for policies named by name; none are."""
-
-    def load(self) -> dict[str, str]:
-        return {}
 
 
 @pytest.fixture(scope="module")
-def transformed() -> dict[str, Any]:
-    """The template as CloudFormation receives it: language extensions expanded, then SAM's own
-    transform (code locations replaced by S3 URIs, as `sam package` does)."""
-    template = expand_language_extensions(yaml_parse(TEMPLATE_PATH.read_text(encoding="utf-8")))
-    template["Transform"] = "AWS::Serverless-2016-10-31"
-    for resource in template["Resources"].values():
-        for key in ("CodeUri", "ContentUri"):
-            if key in resource.get("Properties", {}):
-                resource["Properties"][key] = "s3://bucket/key"
-    region = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator fills in AWS::Region
-    try:
-        return transform(template, {}, _NoManagedPolicies())["Resources"]
-    finally:
-        if region is None:
-            del os.environ["AWS_DEFAULT_REGION"]
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = region
+def transformed() -> Iterator[dict[str, Any]]:
+    """The template as CloudFormation receives it (language extensions, then SAM's transform)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield translated(monkeypatch)["Resources"]
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,7 +52,7 @@ def test_each_function_puts_events_on_the_bus_only_and_uses_only_the_idempotency
         assert on_idempotency == [
             {
                 "Effect": "Allow",
-                "Action": IDEMPOTENCY_ACTIONS,
+                "Action": list(IDEMPOTENCY_ACTIONS),
                 "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
             }
         ], prefix

@@ -9,6 +9,7 @@ transform receives after CloudFormation's language-extensions transform.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -65,8 +66,13 @@ DESIGN_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_LOGGER_SAMPLE_RATE",
+    "POWERTOOLS_TRACE_DISABLED",
     # friendlycaptcha reads it; set for every function so the provider loop stays uniform
     "FRIENDLY_API_VERSION",
+    "CLIENT_RATE_LIMIT_PER_MINUTE",
+    # Not named by design.md (issue 8): the rate limit's counter table and HMAC key.
+    "RATE_LIMIT_TABLE_NAME",
+    "RATE_LIMIT_KEY_SECRET_ID",
 }
 
 EXPECTED_PARAMETERS = {
@@ -89,6 +95,11 @@ EXPECTED_PARAMETERS = {
     "EnableTracing",
     "AlarmEmail",
     "ProviderErrorRateThreshold",
+    "ProvisionedConcurrency",
+    "ClientRateLimitPerMinute",
+    "ApiThrottlingRateLimit",
+    "ApiThrottlingBurstLimit",
+    "FunctionConcurrencyLimit",
     "IdempotencyWindowSeconds",
     "HoneypotField",
     "RequiredFields",
@@ -295,11 +306,31 @@ def test_sam_build_builds_every_function_and_the_layer(tmp_path: Path) -> None:
         assert built["Resources"][f"{prefix}Function"]["Properties"]["CodeUri"] == f"{prefix}Function"
 
     layer_python = build_dir / "SharedLayer" / "python"
-    assert layer_python.is_dir(), "the layer must be built under python/ (BuildMethod python3.13)"
+    assert layer_python.is_dir(), "the layer must be built under python/ (functions/shared/Makefile)"
     for requirement in ("aws_lambda_powertools", "aws_xray_sdk", "requests"):
         assert (layer_python / requirement).is_dir(), f"{requirement} missing from the layer"
     if SHARED_PACKAGE.is_dir():
         assert (layer_python / "captcha_verify" / "__init__.py").is_file()
+    # The runtime brings boto3 and botocore; a second copy in the layer would shadow them.
+    for stray in ("boto3", "botocore", "s3transfer", "dateutil"):
+        assert not (layer_python / stray).exists(), f"{stray} must not be in the layer"
+    _assert_unchecked_hash_bytecode(layer_python)
+
+
+def _assert_unchecked_hash_bytecode(tree: Path) -> None:
+    """Every module has a .pyc that Lambda can use from a fixed-timestamp zip on a read-only disk:
+    hash-based and unchecked (flags 0b01 in the header, PEP 552), this interpreter's magic number,
+    and the hash of exactly the source shipped beside it."""
+    sources = sorted(tree.rglob("*.py"))
+    packages = {source.relative_to(tree).parts[0] for source in sources}
+    assert {"captcha_verify", "aws_lambda_powertools", "requests", "urllib3"} <= packages
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert compiled.is_file(), f"no bytecode for {source.relative_to(tree)}"
+        header = compiled.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, f"{compiled}: another Python's bytecode"
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{compiled}: not unchecked-hash bytecode"
+        assert header[8:16] == importlib.util.source_hash(source.read_bytes()), f"{compiled}: stale"
 
 
 # ------------------------------------------------------------------ layout and parameters
@@ -352,6 +383,11 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "EnableTracing": "false",
         "AlarmEmail": "",
         "ProviderErrorRateThreshold": 5,
+        "ProvisionedConcurrency": 0,
+        "ClientRateLimitPerMinute": 20,
+        "ApiThrottlingRateLimit": 20,
+        "ApiThrottlingBurstLimit": 40,
+        "FunctionConcurrencyLimit": 0,
     }
     assert {name: parameters[name]["Default"] for name in expected} == expected
     assert parameters["FailurePolicy"]["AllowedValues"] == ["closed", "open"]
@@ -417,7 +453,8 @@ def test_one_function_per_provider_with_the_fixed_shape(template: dict[str, Any]
     assert layer["Properties"]["ContentUri"] == "functions/shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    # functions/shared/Makefile: the hashed lock and unchecked-hash bytecode (checked after sam build).
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
 
 
 def test_each_function_environment_is_exactly_the_design_table(template: dict[str, Any], resources) -> None:
@@ -483,10 +520,19 @@ def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(res
                     }
                 }
             },
-            {"DynamoDBWritePolicy": {"TableName": {"Ref": "ChallengeTable"}}},
-            {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "SubmissionBus"}}},
+            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "RateLimitKeySecret"}}},
             {
                 "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "dynamodb:PutItem",
+                        "Resource": {"Fn::GetAtt": ["ChallengeTable", "Arn"]},
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "dynamodb:UpdateItem",
+                        "Resource": {"Fn::GetAtt": ["RateLimitTable", "Arn"]},
+                    },
                     {
                         "Effect": "Allow",
                         "Action": [
@@ -496,9 +542,10 @@ def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(res
                             "dynamodb:DeleteItem",
                         ],
                         "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
-                    }
+                    },
                 ]
             },
+            {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "SubmissionBus"}}},
         ], f"{name}: unexpected policies"
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -595,13 +642,16 @@ def test_every_function_has_its_log_group_with_the_retention_parameter(resources
 
 def test_http_api_cors_and_access_log(resources) -> None:
     props = resources["HttpApi"]["Properties"]
-    cors = props["CorsConfiguration"]
-    assert cors["AllowOrigins"] == {
-        "Fn::If": ["HasAllowedOrigins", {"Fn::Split": [",", {"Ref": "AllowedOrigins"}]}, ["*"]]
-    }
-    assert sorted(cors["AllowMethods"]) == ["OPTIONS", "POST"]
-    assert [h.lower() for h in cors["AllowHeaders"]] == ["content-type"]
-    assert isinstance(cors["MaxAge"], int) and cors["MaxAge"] > 0
+    # Both branches are whole CORS objects (see test_transformed.py for what SAM makes of them).
+    name, with_origins, any_origin = props["CorsConfiguration"]["AllowOrigins"]["Fn::If"]
+    assert name == "HasAllowedOrigins"
+    assert with_origins["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "AllowedOrigins"}]}
+    assert any_origin["AllowOrigins"] == ["*"]
+    for cors in (with_origins, any_origin):
+        assert sorted(cors["AllowMethods"]) == ["OPTIONS", "POST"]
+        assert [h.lower() for h in cors["AllowHeaders"]] == ["content-type"]
+        assert cors["ExposeHeaders"] == ["apigw-requestid"]
+        assert isinstance(cors["MaxAge"], int) and cors["MaxAge"] > 0
     access = props["AccessLogSettings"]
     assert access["DestinationArn"] == {"Fn::GetAtt": "HttpApiAccessLogGroup.Arn"} or access[
         "DestinationArn"
@@ -799,7 +849,8 @@ def test_samconfig(template: dict[str, Any]) -> None:
         assert default[command]["parameters"]["language_extensions"] is True, command
     assert default["validate"]["parameters"]["lint"] is True
     deploy = default["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # CAPABILITY_AUTO_EXPAND: the template runs the AWS::LanguageExtensions transform.
+    assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND"
     assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
     stack_names = {
         env: config[env]["global"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
@@ -853,3 +904,64 @@ def test_every_condition_reference_exists_and_every_condition_is_used(template: 
     refs = {n["Ref"] for n in _walk(template) if isinstance(n, dict) and isinstance(n.get("Ref"), str)}
     known = set(template["Parameters"]) | set(template["Resources"]) | {"AWS::NoValue", "AWS::Region"}
     assert {r for r in refs if not r.startswith("AWS::")} <= known, sorted(refs - known)
+
+
+# ------------------------------------------------------------------ performance
+class _AnyManagedPolicy(dict[str, str]):
+    """The SAM translator looks managed policies up by name; offline, every name maps to its ARN."""
+
+    def __missing__(self, name: str) -> str:
+        return f"arn:aws:iam::aws:policy/{name}"
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+class _OfflinePolicyLoader:
+    def load(self) -> dict[str, str]:
+        return _AnyManagedPolicy()
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation receives it (code URIs as if uploaded)."""
+    from samtranslator.translator.transform import transform
+
+    document = json.loads(json.dumps(template))
+    for resource in document["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        return transform(document, {}, _OfflinePolicyLoader())
+    finally:
+        if previous is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+def test_provisioned_concurrency_is_off_by_default_and_lives_on_the_live_alias(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    assert template["Conditions"]["ProvisionedConcurrencyEnabled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]}]
+    }
+    out = transformed["Resources"]
+    for name, prefix in PROVIDERS.items():
+        alias = out[f"{prefix}FunctionAliaslive"]
+        assert alias["Type"] == "AWS::Lambda::Alias" and alias["Condition"] == f"{prefix}Enabled"
+        assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {
+            "Fn::If": [
+                "ProvisionedConcurrencyEnabled",
+                {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+        # The API invokes the alias, so requests land on the provisioned environments.
+        permission = out[f"{prefix}FunctionVerifyPermission"]["Properties"]
+        assert permission["FunctionName"] == {"Ref": f"{prefix}FunctionAliaslive"}, name
+        api_body = json.dumps(out["HttpApi"]["Properties"]["Body"]["paths"][f"/verify/{name}"])
+        assert f"${{{prefix}FunctionAliaslive}}" in api_body, name

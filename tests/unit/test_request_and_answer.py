@@ -283,18 +283,18 @@ def test_log_line_field_by_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert metrics_sink == [("DegradedAcceptance", 1), ("ProviderError", 1), ("ProviderLatency", 3001)]
 
 
-@pytest.mark.parametrize(("timeout", "remaining", "budget"), [(3, None, 3), (3, 10_000, 3), (3, 2_500, 1.5)])
+@pytest.mark.parametrize(("timeout", "remaining", "budget"), [(3, None, 3), (3, 10_000, 3), (3, 4_000, 1.5)])
 def test_call_budget_never_passes_the_lambda_deadline(
     timeout: float, remaining: int | None, budget: float
 ) -> None:
     assert call_budget(timeout, remaining) == pytest.approx(budget)
 
 
-@pytest.mark.parametrize(("budget", "status_retries"), [(3.0, False), (3.0, True), (0.4, False), (9.0, True)])
-def test_every_permitted_attempt_fits_the_budget(budget: float, status_retries: bool) -> None:
-    connect, read = attempt_timeouts(budget, status_retries)
-    worst_case = 2 * connect + (2 if status_retries else 1) * read
-    assert worst_case == pytest.approx(budget) and connect > 0 and read > 0
+@pytest.mark.parametrize("budget", [0.4, 3.0, 9.0])
+def test_a_provider_may_answer_at_any_point_of_its_budget(budget: float) -> None:
+    # The call as a whole is bounded by its deadline, so no single read timeout cuts the budget.
+    connect, read = attempt_timeouts(budget)
+    assert read == budget and 0 < connect <= min(1.0, budget)
 
 
 def test_ycaptcha_500_is_retried_once_over_a_real_socket() -> None:

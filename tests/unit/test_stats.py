@@ -184,10 +184,10 @@ def test_nearest_rank_by_hand() -> None:
 
 def test_compute_without_measurements_reports_none() -> None:
     figures = compute([Attempt("ycaptcha", success=False, degraded=False)])
-    assert (figures.count, figures.success_count, figures.success_rate) == (1, 0, 0.0)
+    assert (figures.count, figures.verified_count, figures.verified_rate) == (1, 0, 0.0)
     assert figures.solve_time_ms.samples == 0
     assert figures.solve_time_ms.p50 is None and figures.provider_latency_ms.max is None
-    assert compute([]).success_rate is None
+    assert compute([]).verified_rate is None
 
 
 def test_error_code_counted_once_per_record() -> None:
@@ -261,8 +261,9 @@ def test_text_output_for_one_provider(
 
     assert (code, err) == (0, "")
     assert "between 2026-11-21T10:00:00.000Z and 2026-11-21T11:00:00.000Z" in out
-    assert row(out, "byebot") == "byebot 5 3 60.0% 1 2000/4000/4000 6000/400000/400000 200/3000"
-    codes = [line.split() for line in out.split("error codes")[1].splitlines()[2:]]
+    # 3 accepted, one of them degraded: 2 verified (40%), the degraded one counted apart.
+    assert row(out, "byebot") == "byebot 5 2 40.0% 1 2000/4000/4000 6000/400000/400000 200/3000"
+    codes = [line.split() for line in out.split("error codes")[1].split("\n\n")[0].splitlines()[2:]]
     assert codes == [["byebot", "invalid-input-response", "1"], ["byebot", "timeout-or-duplicate", "1"]]
     # A single provider gets no redundant overall row.
     assert not any(line.startswith("all") for line in out.splitlines())
@@ -282,7 +283,7 @@ def test_text_output_for_all_providers(
     # Overall: 8 records; solve [500, 700, 1000, 2000, 3000, 4000] (p50 = 3rd of 6),
     # age [1000, 2000, 5000, 6000, 7000, 400000], latency [50, 60, 100, 150, 200, 300, 3000]
     # (p50 = 4th of 7, p95 = 7th of 7).
-    assert row(out, "all") == "all 8 5 62.5% 1 1000/4000/4000 5000/400000/400000 150/3000"
+    assert row(out, "all") == "all 8 4 50.0% 1 1000/4000/4000 5000/400000/400000 150/3000"
     assert ["all", "invalid-input-response", "2"] in [line.split() for line in out.splitlines()]
     assert {call["ExpressionAttributeValues"][":provider"]["S"] for call in query_only.calls} == set(
         PROVIDERS
@@ -297,14 +298,15 @@ def test_json_output(dynamodb: Any, query_only: QueryOnlyClient, capsys: pytest.
 
     assert code == 0
     document = json.loads(out)
-    assert set(document) == {"table", "region", "since", "until", "providers", "overall"}
+    assert set(document) == {"table", "region", "since", "until", "providers", "overall", "not_in_table"}
+    assert "cheap checks" in document["not_in_table"]
     assert (document["table"], document["region"]) == (TABLE, REGION)
     assert (document["since"], document["until"]) == ("2026-11-21T10:00:00.000Z", "2026-11-21T11:00:00.000Z")
     assert list(document["providers"]) == ["byebot", "ycaptcha"]
     assert document["providers"]["byebot"] == {
         "count": 5,
-        "success_count": 3,
-        "success_rate": 0.6,
+        "verified_count": 2,
+        "verified_rate": 0.4,
         "degraded_count": 1,
         "error_codes": {"invalid-input-response": 1, "timeout-or-duplicate": 1},
         "solve_time_ms": {"samples": 4, "p50": 2000, "p95": 4000, "max": 4000},
@@ -314,7 +316,7 @@ def test_json_output(dynamodb: Any, query_only: QueryOnlyClient, capsys: pytest.
     ycaptcha = document["providers"]["ycaptcha"]
     assert ycaptcha["solve_time_ms"] == {"samples": 0, "p50": None, "p95": None, "max": None}
     assert ycaptcha["error_codes"] == {}
-    assert (document["overall"]["count"], document["overall"]["success_count"]) == (6, 4)
+    assert (document["overall"]["count"], document["overall"]["verified_count"]) == (6, 3)
 
 
 # --- command line, a larger random set checked independently -----------------------------
@@ -374,11 +376,11 @@ def test_figures_match_independent_computation(
                 "max": max(values),
             }
 
-        wins = [record["success"] for record in records].count(True)
+        wins = [record["success"] and record["degraded"] is not True for record in records].count(True)
         return {
             "count": len(records),
-            "success_count": wins,
-            "success_rate": wins / len(records) if records else None,
+            "verified_count": wins,
+            "verified_rate": wins / len(records) if records else None,
             "degraded_count": [record["degraded"] for record in records].count(True),
             "error_codes": dict(Counter(code for record in records for code in record["error_codes"])),
             "solve_time_ms": dist("solve"),
@@ -436,8 +438,9 @@ def test_empty_range(dynamodb: Any, query_only: QueryOnlyClient, capsys: pytest.
         capsys, "--provider", "byebot", "--since", "2026-11-20T10:00:00Z", "--until", "2026-11-20T11:00:00Z"
     )
     assert (code, err) == (0, "")
-    assert (
-        out == "no verifications for byebot between 2026-11-20T10:00:00.000Z and 2026-11-20T11:00:00.000Z\n"
+    assert out == (
+        "no verifications for byebot between 2026-11-20T10:00:00.000Z and 2026-11-20T11:00:00.000Z\n"
+        f"{cli.NOT_IN_TABLE}\n"
     )
 
 
@@ -489,9 +492,8 @@ def test_default_region_falls_back_to_us_east_1(monkeypatch: pytest.MonkeyPatch,
         ["--table", TABLE, "--since", SINCE, "--until", "2026-11-21T09:00:00Z"],
         ["--table", TABLE, "--since", "99999999999d"],
         ["--table", TABLE, "--since", "999999d"],
-        ["--provider", "byebot"],
     ],
-    ids=["bad-time", "bad-provider", "since-after-until", "huge-duration", "before-year-1", "no-table"],
+    ids=["bad-time", "bad-provider", "since-after-until", "huge-duration", "before-year-1"],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -521,3 +523,98 @@ def test_missing_credentials_is_one_line(
     assert err == (
         f"captcha-stats: querying table '{TABLE}' in region {REGION} failed: Unable to locate credentials\n"
     )
+
+
+# --- the table from the stack -------------------------------------------------------------
+
+STACK_TEMPLATE = json.dumps(
+    {
+        "Resources": {
+            "ChallengeTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": TABLE,
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "KeySchema": [
+                        {"AttributeName": "provider", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    "AttributeDefinitions": [
+                        {"AttributeName": "provider", "AttributeType": "S"},
+                        {"AttributeName": "sk", "AttributeType": "S"},
+                    ],
+                },
+            }
+        },
+        "Outputs": {"ChallengeTableName": {"Value": {"Ref": "ChallengeTable"}}},
+    }
+)
+
+
+@pytest.fixture
+def deployed_stack() -> Iterator[Any]:
+    """A stack (moto's CloudFormation) that made the table and names it in its Outputs."""
+    with mock_aws():
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName="my-forms", TemplateBody=STACK_TEMPLATE
+        )
+        yield boto3.client("dynamodb", region_name=REGION)
+
+
+def test_stack_names_the_table_through_its_output(
+    deployed_stack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    put(deployed_stack, "byebot", T0 + timedelta(minutes=1), success=True)
+    code = cli.main(["--stack", "my-forms", "--since", SINCE, "--until", UNTIL, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert document["table"] == TABLE
+    assert document["providers"]["byebot"]["verified_count"] == 1
+
+
+def test_without_arguments_the_stack_saved_by_make_deploy_is_used(
+    deployed_stack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    (tmp_path / "samconfig.toml").write_text(
+        'version = 0.1\n[default.deploy.parameters]\nstack_name = "my-forms"\nregion = "us-east-1"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")  # the saved region wins: the stack is there
+    put(deployed_stack, "swetrix", datetime.now(UTC) - timedelta(hours=1), success=True, degraded=True)
+    code = cli.main(["--since", "24h"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(f"table {TABLE} (us-east-1)")
+    assert row(out, "swetrix") == "swetrix 1 0 0.0% 1 n/a n/a n/a"
+    assert cli.NOT_IN_TABLE in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stack", "nope"], "captcha-stats: stack 'nope': Stack with id nope does not exist"),
+        ([], "captcha-stats: name the table with --table, --stack or CHALLENGE_TABLE_NAME"),
+    ],
+)
+def test_no_table_to_be_found_exits_2_with_one_line(
+    deployed_stack: Any,
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_stack_without_the_output_is_named_in_the_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(
+            StackName="other", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+        )
+        with pytest.raises(cli.TableNotFound, match="stack 'other' has no ChallengeTableName output"):
+            cli.table_from_stack(cloudformation, "other")

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import flask
 import requests
+from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.sam_function_provider import SamFunctionProvider
@@ -43,6 +46,7 @@ from captcha_local.resources import (
     create_secret,
     load_template,
 )
+from captcha_local.terminal import RequestSink, RequestSummary, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
 REGION = "us-east-1"
@@ -70,19 +74,93 @@ class Ports:
 
 
 class LocalHttpApi(LocalApigwService):
-    """SAM CLI's local API Gateway, with a request id per request as API Gateway gives.
+    """SAM CLI's local API Gateway, answering as a deployed HTTP API does where SAM CLI differs.
 
-    SAM CLI 1.170 evaluates RequestContextV2's default request id once, at import, so every local
-    request would share one id (aws/aws-sam-cli#9279): records would overwrite each other and no
-    log query could tell requests apart.
+    - A request id per request: SAM CLI 1.170 evaluates RequestContextV2's default request id once,
+      at import, so every local request would share one id (aws/aws-sam-cli#9279): records would
+      overwrite each other and no log query could tell requests apart. The id is also sent back
+      in the `apigw-requestid` header, as HTTP API does.
+    - A request that matches no route answers 404 {"message":"Not Found"} (SAM CLI answers with the
+      REST API's 403 "Missing Authentication Token").
+    - An empty response the function gave no Content-Type (a 303) gets none, instead of
+      SAM CLI's default application/json.
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        on_request: RequestSink | None = None,
+        expose_headers: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_request = on_request
+        self._expose_headers = tuple(expose_headers)  # the template's CORS ExposeHeaders
+
+    def create(self) -> None:
+        super().create()
+        self._app.before_request(self._begin_request)
+        self._app.after_request(self._end_request)
+
+    def _construct_error_handling(self) -> None:
+        super()._construct_error_handling()
+        self._app.register_error_handler(404, http_api_not_found)
+        self._app.register_error_handler(405, http_api_not_found)
+
+    def _begin_request(self) -> None:
+        flask.g.request_id = str(uuid.uuid4())
+        flask.g.started = time.monotonic()
+
+    def _end_request(self, response: Any) -> Any:
+        response.headers["apigw-requestid"] = flask.g.request_id
+        # SAM CLI's CORS leaves ExposeHeaders out; a deployed HTTP API sends it with the CORS headers.
+        if self._expose_headers and "Access-Control-Allow-Origin" in response.headers:
+            response.headers["Access-Control-Expose-Headers"] = ",".join(self._expose_headers)
+        if not response.get_data() and not flask.g.get("function_content_type", False):
+            response.headers.pop("Content-Type", None)
+        if self._on_request is not None:
+            self._on_request(
+                RequestSummary(
+                    method=flask.request.method,
+                    path=flask.request.path,
+                    status=response.status_code,
+                    body=response.get_data(as_text=True),
+                    location=response.headers.get("Location"),
+                    request_id=flask.g.request_id,
+                    duration_ms=round((time.monotonic() - flask.g.started) * 1000),
+                )
+            )
+        return response
 
     def _generate_lambda_event(
         self, flask_request: Any, route: Any, method: str, endpoint: str
     ) -> dict[str, Any]:
         event = super()._generate_lambda_event(flask_request, route, method, endpoint)
-        event["requestContext"]["requestId"] = str(uuid.uuid4())
+        event["requestContext"]["requestId"] = flask.g.request_id
         return event
+
+    @staticmethod
+    def _parse_v2_payload_format_lambda_output(
+        lambda_output: str, binary_types: Any, flask_request: Any
+    ) -> tuple[int, Any, Any]:
+        flask.g.function_content_type = declares_content_type(lambda_output)
+        return LocalApigwService._parse_v2_payload_format_lambda_output(
+            lambda_output, binary_types, flask_request
+        )
+
+
+def http_api_not_found(*_: Any) -> Any:
+    return flask.make_response(flask.jsonify(message="Not Found"), 404)
+
+
+def declares_content_type(lambda_output: str) -> bool:
+    """Whether a payload 2.0 answer names its own Content-Type (any case)."""
+    try:
+        answer = json.loads(lambda_output)
+    except ValueError:
+        return False
+    headers = answer.get("headers") if isinstance(answer, dict) and "statusCode" in answer else None
+    return isinstance(headers, dict) and any(name.lower() == "content-type" for name in headers)
 
 
 @dataclass
@@ -92,6 +170,7 @@ class LocalStack:
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
+    on_request: RequestSink | None = None  # one summary per API request
     table_name: str = field(default="", init=False)  # as the functions' environment names it
     inbox: SubmissionInbox | None = field(default=None, init=False)
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
@@ -219,6 +298,7 @@ class LocalStack:
             "sitekeys": {p: c.sitekey for p, c in self.credentials.items()},
             "friendlyApiVersion": self.friendly_api_version,
             "sandbox": self.real is None,
+            "explanations": EXPLANATIONS,
         }
         handler = partial(
             InboxSiteHandler,
@@ -236,7 +316,14 @@ class LocalStack:
         runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
         self._stops.append(runner.stop)
         service = LocalHttpApi(
-            api=ApiProvider(stacks).api, lambda_runner=runner, port=self.ports.api, host=self.host
+            api=ApiProvider(stacks).api,
+            lambda_runner=runner,
+            port=self.ports.api,
+            host=self.host,
+            on_request=self.on_request,
+            expose_headers=load_template()["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"].get(
+                "ExposeHeaders", []
+            ),
         )
         service.create()
         self._serve("api", service._app)
@@ -344,6 +431,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--friendly-api-version", choices=("v1", "v2"), default="v1")
     parser.add_argument("--failure-policy", choices=("closed", "open"), default="closed")
     parser.add_argument(
+        "--raw-logs",
+        action="store_true",
+        help="print every function log line (JSON, EMF) as CloudWatch receives it, not only warnings",
+    )
+    parser.add_argument(
         "--real",
         type=Path,
         metavar="SECRETS_JSON",
@@ -354,11 +446,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    terminal = Terminal(raw=args.raw_logs)
     stack = LocalStack(
         ports=Ports(args.port, args.sandbox_port, args.site_port, args.aws_port),
         real=real_credentials(args.real) if args.real else None,
         friendly_api_version=args.friendly_api_version,
         failure_policy=args.failure_policy,
+        log=terminal.function_line,
+        on_request=terminal.request,
     )
     stopped = threading.Event()
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
@@ -384,7 +479,8 @@ def ready_banner(stack: LocalStack) -> str:
         f"  {providers}\n"
         f"  AWS (moto)        {stack.url('aws')}  table {stack.table_name}\n"
         "  stats             make stats-local   (in another terminal)\n"
-        "Each request's Lambda log lines follow, as CloudWatch would show them."
+        "One line per request follows, with any warning or error the function logs\n"
+        "(make local ARGS=--raw-logs prints every log line, as CloudWatch receives it)."
     )
 
 

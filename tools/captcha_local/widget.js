@@ -43,6 +43,7 @@
       const answer = await response.json();
       if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
       hiddenInput(widget.closest("form") || widget, answer.field).value = answer.token;
+      widget.setAttribute("data-field", answer.field);
       widget.setAttribute("data-state", "solved");
       status.textContent = "verified (sandbox)";
     } catch (error) {
@@ -64,6 +65,15 @@
     const status = document.createElement("span");
     status.setAttribute("aria-live", "polite");
     button.addEventListener("click", () => solve(widget, button, status));
+    // Like a real widget's reset(): the token is gone and a new solve is needed (a token is
+    // single use, so the page resets the widget once it has been sent).
+    widget.addEventListener("captcha:reset", () => {
+      const field = widget.getAttribute("data-field");
+      if (field) hiddenInput(widget.closest("form") || widget, field).value = "";
+      widget.setAttribute("data-state", "ready");
+      button.disabled = false;
+      status.textContent = "";
+    });
     widget.append(button, " ", status);
   }
 

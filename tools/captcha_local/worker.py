@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -35,6 +36,9 @@ class Context:
 
 
 def main() -> None:
+    # Ctrl-C in the terminal reaches the whole process group; the parent stops its workers itself
+    # (stdin closed or terminate), as Lambda's runtime is never interrupted by a keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     module_name, _, function_name = sys.argv[1].rpartition(".")
     handler = getattr(importlib.import_module(module_name), function_name)
     results = os.fdopen(int(os.environ.pop("CAPTCHA_LOCAL_RESULT_FD")), "w", buffering=1)

@@ -9,8 +9,10 @@ import json
 import os
 import re
 import sys
+import tomllib
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,6 +24,11 @@ from captcha_stats.query import QueryClient, iso_millis, query_attempts
 
 PROG = "captcha-stats"
 FALLBACK_REGION = "us-east-1"
+TABLE_OUTPUT = "ChallengeTableName"
+NOT_IN_TABLE = (
+    "Not in the table: requests refused by the cheap checks before the secret and the provider "
+    "(origin, size, media type, body, missing or malformed token); see the functions' logs and metrics."
+)
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -59,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--table",
-        default=os.environ.get("CHALLENGE_TABLE_NAME"),
-        help="challenge log table name (default: $CHALLENGE_TABLE_NAME)",
+        help="challenge log table name (default: $CHALLENGE_TABLE_NAME, else the stack's table)",
+    )
+    parser.add_argument(
+        "--stack",
+        help=f"CloudFormation stack whose {TABLE_OUTPUT} output names the table "
+        "(default: the stack_name in ./samconfig.toml, which `make deploy` writes)",
     )
     parser.add_argument(
         "--provider",
@@ -79,12 +90,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_region(explicit: str | None) -> str:
-    return explicit or boto3.session.Session().region_name or FALLBACK_REGION
+def resolve_region(explicit: str | None, saved: str | None = None) -> str:
+    """--region, else the region `make deploy` saved (where the stack is), else boto3's own."""
+    return explicit or saved or boto3.session.Session().region_name or FALLBACK_REGION
 
 
 def make_client(region: str) -> QueryClient:
     return boto3.client("dynamodb", region_name=region)
+
+
+class TableNotFound(Exception):
+    """The table cannot be named: no stack, or a stack without the output."""
+
+
+def saved_deploy_settings(path: Path = Path("samconfig.toml")) -> tuple[str | None, str | None]:
+    """(stack name, region) of the default environment, as `make deploy` saves them."""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None, None
+    deploy = config.get("deploy", {}).get("parameters", {})
+    common = config.get("global", {}).get("parameters", {})
+    return deploy.get("stack_name") or common.get("stack_name"), deploy.get("region") or common.get("region")
+
+
+def table_from_stack(cloudformation: Any, stack: str) -> str:
+    """The table named by the stack's ChallengeTableName output (DescribeStacks)."""
+    try:
+        (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        raise TableNotFound(
+            f"stack {stack!r}: {error.response.get('Error', {}).get('Message', error)}"
+        ) from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    if TABLE_OUTPUT not in outputs:
+        raise TableNotFound(f"stack {stack!r} has no {TABLE_OUTPUT} output (is it a captcha-verify stack?)")
+    return str(outputs[TABLE_OUTPUT])
+
+
+def resolve_table(args: argparse.Namespace, region: str, saved_stack: str | None) -> str:
+    """--table, else --stack's output, else $CHALLENGE_TABLE_NAME, else the saved stack's output."""
+    if args.table:
+        return str(args.table)
+    if not args.stack and os.environ.get("CHALLENGE_TABLE_NAME"):
+        return os.environ["CHALLENGE_TABLE_NAME"]
+    stack = args.stack or saved_stack
+    if not stack:
+        raise TableNotFound("name the table with --table, --stack or CHALLENGE_TABLE_NAME")
+    return table_from_stack(boto3.client("cloudformation", region_name=region), stack)
 
 
 def _number(value: Number | None) -> str:
@@ -113,11 +166,11 @@ def _align(rows: list[list[str]], left_columns: int = 1) -> list[str]:
 
 
 def _figures_row(name: str, figures: Figures) -> list[str]:
-    rate = "n/a" if figures.success_rate is None else f"{figures.success_rate:.1%}"
+    rate = "n/a" if figures.verified_rate is None else f"{figures.verified_rate:.1%}"
     return [
         name,
         str(figures.count),
-        str(figures.success_count),
+        str(figures.verified_count),
         rate,
         str(figures.degraded_count),
         _spread(figures.solve_time_ms),
@@ -131,7 +184,7 @@ def render_text(summary: Summary, *, table: str, region: str, since: datetime, u
     span = f"between {iso_millis(since)} and {iso_millis(until)}"
     if not summary.overall.count:
         names = ", ".join(name for name, _ in summary.providers)
-        return f"no verifications for {names} {span}"
+        return f"no verifications for {names} {span}\n{NOT_IN_TABLE}"
     sections = list(summary.providers)
     # With a single provider the overall figures would only repeat it.
     if len(sections) > 1:
@@ -139,7 +192,7 @@ def render_text(summary: Summary, *, table: str, region: str, since: datetime, u
     header = [
         "provider",
         "count",
-        "success",
+        "verified",
         "rate",
         "degraded",
         "solve ms p50/p95/max",
@@ -156,6 +209,12 @@ def render_text(summary: Summary, *, table: str, region: str, since: datetime, u
     ]
     if code_rows:
         lines += ["", "error codes (records)", *_align([["provider", "code", "count"], *code_rows], 2)]
+    lines += [
+        "",
+        "verified: the provider verified the token; degraded: accepted unverified (open policy),",
+        "counted apart and not in the rate.",
+        NOT_IN_TABLE,
+    ]
     return "\n".join(lines)
 
 
@@ -175,6 +234,7 @@ def render_json(summary: Summary, *, table: str, region: str, since: datetime, u
             "until": iso_millis(until),
             "providers": {name: _figures_json(figures) for name, figures in summary.providers},
             "overall": _figures_json(summary.overall),
+            "not_in_table": NOT_IN_TABLE,
         },
         indent=2,
     )
@@ -189,8 +249,6 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.table:
-        parser.error("--table is required when CHALLENGE_TABLE_NAME is not set")
     now = datetime.now(UTC)
     try:
         since = resolve_time(args.since, now)
@@ -200,7 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     if since >= until:
         parser.error(f"--since ({iso_millis(since)}) must be before --until ({iso_millis(until)})")
     providers = tuple(dict.fromkeys(args.provider or PROVIDERS))
-    region = resolve_region(args.region)
+    saved_stack, saved_region = saved_deploy_settings()
+    region = resolve_region(args.region, saved_region)
+    try:
+        args.table = resolve_table(args, region, saved_stack)
+    except TableNotFound as error:
+        return _fail(str(error), 2)
+    except BotoCoreError as error:
+        return _fail(f"reading stack {args.stack or saved_stack!r} in region {region} failed: {error}", 1)
 
     try:
         client = make_client(region)

@@ -39,8 +39,10 @@ class Figures:
     """The figures for one provider, or for all of them together."""
 
     count: int
-    success_count: int
-    success_rate: float | None
+    # Verified by the provider; a degraded acceptance (open policy, provider unreachable) is a
+    # success for the visitor but not a verification, so it is counted apart, never here.
+    verified_count: int
+    verified_rate: float | None
     degraded_count: int
     # (code, records carrying it), most frequent first, ties by code.
     error_codes: tuple[tuple[str, int], ...]
@@ -86,11 +88,11 @@ def error_code_counts(attempts: Iterable[Attempt]) -> tuple[tuple[str, int], ...
 def compute(attempts: Sequence[Attempt]) -> Figures:
     """Compute the figures over ``attempts``, whichever providers they belong to."""
     count = len(attempts)
-    success_count = sum(1 for attempt in attempts if attempt.success)
+    verified_count = sum(1 for attempt in attempts if attempt.success and not attempt.degraded)
     return Figures(
         count=count,
-        success_count=success_count,
-        success_rate=success_count / count if count else None,
+        verified_count=verified_count,
+        verified_rate=verified_count / count if count else None,
         degraded_count=sum(1 for attempt in attempts if attempt.degraded),
         error_codes=error_code_counts(attempts),
         solve_time_ms=distribution(attempt.solve_time_ms for attempt in attempts),

@@ -27,9 +27,9 @@ def check_origin(origin: str | None, allowed: frozenset[str]) -> None:
 def extract_token(fields: Mapping[str, object], names: Iterable[str]) -> str:
     """The token from the widget's own field or the generic `token` field, whichever is filled."""
     for name in (*names, GENERIC_TOKEN_FIELD):
-        if name not in fields:
-            continue
-        value = fields[name]
+        value = fields.get(name)
+        if value is None:
+            continue  # absent, or JSON null: no token was sent
         if not isinstance(value, str):
             raise RequestRejected(ErrorCode.INVALID_INPUT_RESPONSE, f"field {name} is not a string")
         if value.strip():

@@ -42,6 +42,9 @@ class Settings:
     honeypot_field: str = "_gotcha"
     required_fields: tuple[str, ...] = ()
     client_rate_limit_per_minute: int = 20
+    # Not named by design.md: where the per-client counters live and the HMAC key of the client.
+    rate_limit_table_name: str | None = None
+    rate_limit_key_secret_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -75,6 +78,8 @@ class Settings:
             honeypot_field=optional("HONEYPOT_FIELD") or "_gotcha",
             required_fields=parse_names(env.get("REQUIRED_FIELDS", "")),
             client_rate_limit_per_minute=_number(env, "CLIENT_RATE_LIMIT_PER_MINUTE", 20, int, minimum=0),
+            rate_limit_table_name=optional("RATE_LIMIT_TABLE_NAME"),
+            rate_limit_key_secret_id=optional("RATE_LIMIT_KEY_SECRET_ID"),
         )
 
 

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import EphemeralMetrics
+from aws_lambda_powertools.shared.constants import TRACER_DISABLED_ENV
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
 from captcha_verify.delivery import SubmissionBus
 from captcha_verify.idempotency import OnceStore
 from captcha_verify.providers import adapter_for
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
-from captcha_verify.responses import NO_STORE, html_response, json_response, prefers_html, redirect_target
+from captcha_verify.responses import (
+    ANSWER_HEADERS,
+    html_response,
+    json_response,
+    prefers_html,
+    redirect_target,
+)
 from captcha_verify.secret_store import SecretStore
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
@@ -35,6 +46,7 @@ def build_handler(
     bus: SubmissionBus | None = None,
     once: OnceStore | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Handler:
     """The function's handler. Configuration is read here, at cold start, so a bad deploy fails
     on its first invocation with a clear message instead of answering wrongly; AWS clients are
@@ -42,10 +54,10 @@ def build_handler(
     settings = settings or Settings.from_env()
     adapter = adapter_for(provider, settings)
     logger = Logger()
-    metrics = Metrics()
-    # Patches requests and botocore, so the provider call, the secret read and the record write
-    # appear as X-Ray subsegments when the stack's EnableTracing is on; off outside Lambda.
-    tracer = Tracer()
+    # A metric set of its own: Metrics() shares one set (and its dimensions) with every other
+    # instance in the process, so each handler built in a process (one per provider in the tests,
+    # one in Lambda) would re-add, and overwrite, the others' provider dimension.
+    metrics = EphemeralMetrics()
     metrics.set_default_dimensions(provider=provider)
     verifier = Verifier(
         provider=provider,
@@ -58,6 +70,7 @@ def build_handler(
         bus=bus or SubmissionBus(settings.submission_bus_name),
         logger=logger,
         metrics=metrics,
+        rate_limiter=rate_limiter or RateLimiter.from_settings(settings, logger, metrics),
         **({"clock": clock} if clock else {}),
     )
     app = APIGatewayHttpResolver()
@@ -87,13 +100,23 @@ def build_handler(
         metrics.add_metric(name="UnhandledError", unit="Count", value=1)
         body = {"success": False, "error-codes": ["internal-error"], "provider": provider}
         return Response(
-            status_code=500, content_type="application/json", body=json.dumps(body), headers=NO_STORE
+            status_code=500, content_type="application/json", body=json.dumps(body), headers=ANSWER_HEADERS
         )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-    @tracer.capture_lambda_handler(capture_response=False)
+    @traced
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(event, context)
 
     return lambda_handler
+
+
+def traced(handler: Handler) -> Handler:
+    """The handler under Powertools Tracer, which patches requests and botocore so the provider
+    call, the secret read and the record write appear as X-Ray subsegments. Only when tracing is
+    on (the stack's EnableTracing sets POWERTOOLS_TRACE_DISABLED): even a disabled Tracer imports
+    the X-Ray SDK to switch it off, which costs every cold start for nothing."""
+    if resolve_truthy_env_var_choice(env=os.getenv(TRACER_DISABLED_ENV, "false")):
+        return handler
+    return Tracer().capture_lambda_handler(capture_response=False)(handler)

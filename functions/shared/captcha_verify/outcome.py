@@ -70,6 +70,10 @@ class ProviderAnswer:
     sitekey: str | None = None
     solve_time_ms: int | None = None
     interactive: bool | None = None
+    # Where the token was solved, as the provider reports it (Friendly v2): bound to ALLOWED_ORIGINS.
+    origin: str | None = None
+    # False where accepting under the open policy would let anyone force acceptance (a 429).
+    degradable: bool = True
 
     @classmethod
     def verified(cls, **metadata: object) -> ProviderAnswer:
@@ -82,6 +86,13 @@ class ProviderAnswer:
     @classmethod
     def unverifiable(cls, reason: str, code: ErrorCode = ErrorCode.INTERNAL_ERROR) -> ProviderAnswer:
         return cls(Verdict.UNVERIFIABLE, reason, code)
+
+    @classmethod
+    def rate_limited(cls) -> ProviderAnswer:
+        """The provider's 429: anyone can cause it by flooding junk tokens, so it is never accepted."""
+        return cls(
+            Verdict.UNVERIFIABLE, "provider rate limit (429)", ErrorCode.INTERNAL_ERROR, degradable=False
+        )
 
 
 class RequestRejected(Exception):

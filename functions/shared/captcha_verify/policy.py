@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from captcha_verify.config import FailurePolicy
+from captcha_verify.config import FailurePolicy, normalize_origin
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, Verdict
 
 
@@ -53,13 +53,28 @@ def bind_sitekey(answer: ProviderAnswer, expected: str | None) -> ProviderAnswer
     )
 
 
+def bind_origin(answer: ProviderAnswer, allowed: frozenset[str]) -> ProviderAnswer:
+    """A verified token solved on an origin outside ALLOWED_ORIGINS (reported by Friendly v2) is a
+    site mismatch: the Origin header of the post alone can be set by any non-browser client."""
+    if answer.verdict is not Verdict.VERIFIED or not allowed or answer.origin is None:
+        return answer
+    if normalize_origin(answer.origin) in allowed:
+        return answer
+    return replace(
+        answer,
+        verdict=Verdict.REJECTED,
+        reason="token solved on an origin that is not allowed",
+        error_code=ErrorCode.SITEKEY_MISMATCH,
+    )
+
+
 def decide(answer: ProviderAnswer, policy: FailurePolicy) -> Decision:
     match answer.verdict:
         case Verdict.VERIFIED:
             return Decision(Outcome.VERIFIED)
         case Verdict.REJECTED:
             return Decision(Outcome.REJECTED, answer.error_code or ErrorCode.INVALID_INPUT_RESPONSE)
-        case Verdict.UNVERIFIABLE if policy is FailurePolicy.OPEN:
+        case Verdict.UNVERIFIABLE if policy is FailurePolicy.OPEN and answer.degradable:
             return Decision(Outcome.DEGRADED)
         case _:
             return Decision(Outcome.FAILED, answer.error_code or ErrorCode.INTERNAL_ERROR)

@@ -16,10 +16,14 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from captcha_verify.aws_clients import client
+from captcha_verify.deadline import run_within
 from captcha_verify.outcome import ProviderAnswer
 from captcha_verify.policy import Decision
 
 MAX_ORIGIN_LENGTH = 256
+# The write happens after the provider call: however DynamoDB behaves (throttled, silent), the
+# answer waits at most this long for it (transport.RESERVED_SECONDS leaves room for it).
+RECORD_WRITE_SECONDS = 2.0
 
 
 def iso_millis(moment: datetime) -> str:
@@ -94,7 +98,10 @@ class ChallengeLog:
     def put(self, item: dict[str, Any]) -> None:
         if self.dynamodb is None:
             self.dynamodb = client("dynamodb")
-        self.dynamodb.put_item(TableName=self.table_name, Item=_serialize(item))
+        dynamodb = self.dynamodb
+        run_within(
+            RECORD_WRITE_SECONDS, lambda: dynamodb.put_item(TableName=self.table_name, Item=_serialize(item))
+        )
 
 
 def _serialize(item: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -11,15 +12,25 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aws_lambda_powertools.event_handler import Response
 
 from captcha_verify.config import Settings, normalize_origin
+from captcha_verify.outcome import ErrorCode
+from captcha_verify.rate_limit import WINDOW_SECONDS
 from captcha_verify.records import Attempt, iso_seconds
 
-NO_STORE = {"Cache-Control": "no-store"}
+# On every answer: never cached, never content-sniffed into something the browser would run.
+ANSWER_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+# The HTML page loads nothing and may not be framed (no clickjacking of a "Thank you" page).
+PAGE_POLICY = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+}
+# A URL character that may go into a Location header as it is: printable ASCII, no space.
+_URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 
 # Hidden form fields a page may use to name its own redirect targets.
 SUCCESS_URL_FIELD = "success_url"
 FAILURE_URL_FIELD = "failure_url"
 
-_EXPLANATIONS: dict[str, str] = {
+# What each code means to a visitor (the HTML answer; the demo site's error page shows them too).
+EXPLANATIONS: dict[str, str] = {
     "missing-input-response": "The CAPTCHA was not completed.",
     "invalid-input-response": "The CAPTCHA answer was not accepted.",
     "timeout-or-duplicate": "The CAPTCHA answer expired or was already used. Please solve it again.",
@@ -89,12 +100,19 @@ def _quality(qualities: Mapping[str, float], media: str) -> float:
     return 0.0
 
 
+def answer_headers(attempt: Attempt) -> dict[str, str]:
+    """ANSWER_HEADERS, and Retry-After (one counting window) on a rate-limited answer."""
+    if attempt.decision.error_code is ErrorCode.RATE_LIMITED:
+        return {**ANSWER_HEADERS, "Retry-After": str(WINDOW_SECONDS)}
+    return ANSWER_HEADERS
+
+
 def json_response(attempt: Attempt) -> Response:
     return Response(
         status_code=attempt.decision.http_status,
         content_type="application/json",
         body=json.dumps(siteverify_body(attempt)),
-        headers=NO_STORE,
+        headers=answer_headers(attempt),
     )
 
 
@@ -110,7 +128,14 @@ def redirect_target(attempt: Attempt, fields: Mapping[str, object], settings: Se
 
 
 def _allowed_target(url: str, allowed_origins: frozenset[str]) -> bool:
-    parts = urlsplit(url.strip())
+    """Only a plain absolute URL on an allowed origin: a control character (a decoded %0A) would
+    split the Location header, and urlsplit raises on hosts such as "https://[x"."""
+    if not _URL_CHARACTERS.fullmatch(url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
     if parts.scheme not in ("http", "https") or not parts.netloc or not allowed_origins:
         return False
     return normalize_origin(f"{parts.scheme}://{parts.netloc}") in allowed_origins
@@ -124,13 +149,13 @@ def _with_query(url: str, **params: str) -> str:
 
 def html_response(attempt: Attempt, target: str | None) -> Response:
     if target is not None:
-        return Response(status_code=303, headers={**NO_STORE, "Location": target}, body="")
+        return Response(status_code=303, headers={**answer_headers(attempt), "Location": target}, body="")
     decision = attempt.decision
     if decision.success:
         title, text = "Thank you", "Your form was sent."
     else:
         code = decision.error_codes[0]
-        title, text = "Verification failed", f"{_EXPLANATIONS[code]} (error: {code})"
+        title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
@@ -140,5 +165,5 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         status_code=decision.http_status,
         content_type="text/html; charset=utf-8",
         body=page,
-        headers=NO_STORE,
+        headers={**answer_headers(attempt), **PAGE_POLICY},
     )

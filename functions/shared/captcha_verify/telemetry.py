@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.policy import Outcome
-from captcha_verify.records import Attempt
+from captcha_verify.records import MAX_ORIGIN_LENGTH, Attempt
 
 LOG_MESSAGE = "verification"
 
@@ -43,7 +43,8 @@ def log_fields(attempt: Attempt) -> dict[str, Any]:
         "interactive": answer.interactive,
         "sitekey": answer.sitekey,
         "token_sha256": attempt.token_sha256,
-        "origin": attempt.origin,
+        # The Origin header is the client's to choose (up to API Gateway's 10 KiB): bounded, as in the record.
+        "origin": attempt.origin[:MAX_ORIGIN_LENGTH] if attempt.origin else None,
         "request_id": attempt.request_id,
     }
     return {name: value for name, value in fields.items() if value is not None}
@@ -54,7 +55,7 @@ def provider_failed(attempt: Attempt) -> bool:
     return attempt.decision.outcome in (Outcome.DEGRADED, Outcome.FAILED)
 
 
-def report(attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
+def report(attempt: Attempt, logger: Logger, metrics: EphemeralMetrics) -> None:
     fields = log_fields(attempt)
     if attempt.decision.degraded:
         logger.warning(LOG_MESSAGE, extra=fields)
@@ -76,7 +77,9 @@ def report(attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
             metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
-def report_record_failure(error: Exception, attempt: Attempt, logger: Logger, metrics: Metrics) -> None:
+def report_record_failure(
+    error: Exception, attempt: Attempt, logger: Logger, metrics: EphemeralMetrics
+) -> None:
     logger.error(
         "challenge record not written",
         extra={"provider": attempt.provider, "request_id": attempt.request_id, "error": type(error).__name__},
@@ -95,7 +98,13 @@ IDEMPOTENCY_STORE_ERROR = "IdempotencyStoreError"
 
 
 def report_event(
-    logger: Logger, metrics: Metrics, message: str, metric: str, *, level: str = "info", **fields: Any
+    logger: Logger,
+    metrics: EphemeralMetrics,
+    message: str,
+    metric: str,
+    *,
+    level: str = "info",
+    **fields: Any,
 ) -> None:
     getattr(logger, level)(
         message, extra={name: value for name, value in fields.items() if value is not None}

@@ -3,12 +3,14 @@ delivery of the submission, telemetry."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
@@ -25,8 +27,9 @@ from captcha_verify.idempotency import (
 from captcha_verify.kept import keep, restore
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type
-from captcha_verify.policy import Decision, Outcome, bind_sitekey, decide
+from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
+from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
 from captcha_verify.submission import form_content, submission_detail, with_repeats
@@ -55,6 +58,13 @@ class Inbound:
     remaining_ms: int | None = None
     # Only ever used as a keyed hash (rate limiting); never logged or stored.
     source_ip: str | None = None
+    received_at: float = field(default_factory=time.monotonic)
+
+    def remaining_ms_now(self) -> int | None:
+        """The Lambda's remaining time now, not when the request arrived."""
+        if self.remaining_ms is None:
+            return None
+        return self.remaining_ms - round((time.monotonic() - self.received_at) * 1000)
 
     @property
     def origin(self) -> str | None:
@@ -78,7 +88,8 @@ class Verifier:
     once: OnceStore
     bus: SubmissionBus
     logger: Logger
-    metrics: Metrics
+    metrics: EphemeralMetrics
+    rate_limiter: RateLimiter
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def verify(self, inbound: Inbound) -> Result:
@@ -94,7 +105,8 @@ class Verifier:
             check_form(form, self.settings.required_fields)
             token = extract_token(fields, self.adapter.token_fields)
             self.adapter.check_token(token)
-            # Every check above is free; everything below is keyed on the token and may spend it.
+            self.rate_limiter.check(inbound.source_ip)
+            # Every check above is free of the token; everything below is keyed on it and may spend it.
         except RequestRejected as rejection:
             attempt = self._attempt(
                 inbound,
@@ -230,7 +242,9 @@ class Verifier:
 
     def _verify_token(self, inbound: Inbound, token: str) -> Attempt:
         answer, status, latency_ms = self._ask_provider(inbound, token)
-        answer = bind_sitekey(answer, self.settings.expected_sitekey)
+        answer = bind_origin(
+            bind_sitekey(answer, self.settings.expected_sitekey), self.settings.allowed_origins
+        )
         if answer.error_code is ErrorCode.INVALID_INPUT_SECRET:
             self.secrets.forget()
         return self._attempt(
@@ -259,12 +273,12 @@ class Verifier:
         if refusal is not None:
             return refusal, None, None
         call = self.adapter.build_call(token, secret, self.settings.expected_sitekey)
-        budget = call_budget(self.settings.verify_timeout_seconds, inbound.remaining_ms)
+        budget = call_budget(self.settings.verify_timeout_seconds, inbound.remaining_ms_now())
         try:
             reply = self.transport.send(call, budget)
         except ProviderUnreachable as failure:
             return failure.answer, None, failure.latency_ms
-        return self.adapter.interpret(reply.status, reply.body), reply.status, reply.latency_ms
+        return self.adapter.answer(reply.status, reply.body), reply.status, reply.latency_ms
 
     def _attempt(
         self, inbound: Inbound, decision: Decision, answer: ProviderAnswer, **known: object

@@ -31,8 +31,22 @@
       widget.setAttribute("data-api-version", "v2");
     }
     section.querySelector(".widget").appendChild(widget);
-    section.querySelector(".fetch").addEventListener("click", () => sendWithFetch(form, section.querySelector(".result")));
+    section.querySelector(".fetch").addEventListener("click", async () => {
+      await sendWithFetch(provider.id, form, section.querySelector(".result"));
+      resetWidget(section);
+    });
     container.appendChild(section);
+  }
+
+  // Back to this page from the thank-you or error page: the browser may restore it as it was
+  // (back/forward cache), widget "verified" and its spent token still in the form.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) document.querySelectorAll("section.provider").forEach(resetWidget);
+  });
+
+  // A token is single use: once sent, the widget must be solved again before the next send.
+  function resetWidget(section) {
+    section.querySelectorAll(".widget > *").forEach((widget) => widget.dispatchEvent(new Event("captcha:reset")));
   }
 
   // Widget scripts scan the page when they run, so they load after the forms exist.
@@ -43,7 +57,13 @@
     document.body.appendChild(script);
   }
 
-  async function sendWithFetch(form, output) {
+  // What came back, first in one line (provider, status, code, request id), then in full.
+  function outcome(answer) {
+    if (answer.success === true) return answer.degraded ? "degraded" : "verified";
+    return (answer["error-codes"] || []).join(" ") || answer.message || "failed";
+  }
+
+  async function sendWithFetch(providerId, form, output) {
     output.textContent = "sending…";
     try {
       const response = await fetch(form.action, {
@@ -52,9 +72,14 @@
         body: JSON.stringify(Object.fromEntries(new FormData(form))),
       });
       const answer = await response.json();
+      const requestId = response.headers.get("apigw-requestid") || "n/a";
       output.dataset.status = String(response.status);
       output.dataset.success = String(answer.success);
-      output.textContent = `HTTP ${response.status}\n${JSON.stringify(answer, null, 2)}`;
+      output.dataset.requestId = requestId;
+      const summary = document.createElement("span");
+      summary.className = "summary";
+      summary.textContent = `${answer.provider || providerId} · HTTP ${response.status} · ${outcome(answer)} · request ${requestId}`;
+      output.replaceChildren(summary, JSON.stringify(answer, null, 2));
     } catch (error) {
       output.dataset.status = "network-error";
       output.textContent = `Request failed: ${error}`;

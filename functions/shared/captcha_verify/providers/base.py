@@ -7,6 +7,7 @@ All I/O (secret, HTTP, record) happens around it, so each protocol is tested wit
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -52,13 +53,19 @@ class Adapter(ABC):
     @abstractmethod
     def interpret(self, status: int, body: bytes) -> ProviderAnswer: ...
 
+    def answer(self, status: int, body: bytes) -> ProviderAnswer:
+        """What the reply means; a 429 is the provider's rate limit whatever its body says."""
+        if status == 429:
+            return ProviderAnswer.rate_limited()
+        return self.interpret(status, body)
+
 
 def json_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is empty, unreadable or another JSON type."""
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    except (ValueError, RecursionError):
+        return None  # ValueError covers bad UTF-8 and integers past Python's digit limit
     return value if isinstance(value, dict) else None
 
 
@@ -69,7 +76,7 @@ def unexpected_status(status: int) -> ProviderAnswer:
             f"provider refused our credentials ({status})", ErrorCode.INVALID_INPUT_SECRET
         )
     if status == 429:
-        return ProviderAnswer.unverifiable("provider rate limit (429)")
+        return ProviderAnswer.rate_limited()
     return ProviderAnswer.unverifiable(f"unexpected provider status {status}")
 
 
@@ -86,6 +93,8 @@ def int_or_none(value: object) -> int | None:
     # bool is an int subclass; a flag is never a duration or a timestamp.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # Python's json reads NaN and Infinity; neither is a time
     return int(value)
 
 

@@ -116,5 +116,15 @@ class FriendlyV2Adapter(Adapter):
         origin = challenge.get("origin")
         return ProviderAnswer.verified(
             challenge_ts=from_iso(challenge.get("timestamp")),
-            hostname=urlsplit(origin).hostname if isinstance(origin, str) else None,
+            hostname=_hostname(origin),
+            origin=origin if isinstance(origin, str) and origin else None,
         )
+
+
+def _hostname(origin: object) -> str | None:
+    if not isinstance(origin, str):
+        return None
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None  # e.g. "https://[x": urlsplit raises on a malformed IPv6 host

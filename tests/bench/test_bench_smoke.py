@@ -1,0 +1,38 @@
+"""`make bench` runs end to end on tiny counts and writes well-formed results.
+
+A smoke test only: the figures themselves are never asserted (timing belongs to the benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from captcha_bench import bench
+
+
+@pytest.mark.slow
+def test_bench_runs_and_writes_well_formed_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "bench.json"
+    bench.main(["--spawns", "1", "--warm", "3", "--work-dir", str(tmp_path / "work"), "--json", str(results)])
+
+    figures = json.loads(results.read_text(encoding="utf-8"))
+    for name in ("project", "naive"):
+        for key in (
+            "cold_first_answer_ms",
+            "cold_import_ms",
+            "cold_first_call_ms",
+            "warm_p50_ms",
+            "warm_p95_ms",
+        ):
+            value = figures[name][key]
+            assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
+        assert figures[name]["import_time"]["total_ms"] > 0
+        assert figures[name]["import_time"]["by_package_ms"]
+    assert set(figures["ratios"]) == {"cold_first_answer", "warm_p50", "warm_p95"}
+    assert figures["layer"]["unzipped_mb"] > 0
+    assert set(figures["goals"]) == {"cold_ratio <= 1.0", "warm overhead <= 2 ms", "layer <= 12 MB"}
+    printed = capsys.readouterr().out
+    assert "cold: spawn to first answer" in printed and str(results) in printed

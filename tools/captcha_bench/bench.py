@@ -1,0 +1,446 @@
+"""`make bench`: this project's built function against a naive docs-style handler, side by side.
+
+Both are built by `sam build` exactly as a deploy builds them, then run the way Lambda runs them:
+the artifact on a read-only location with bytecode writing off (a deployment zip cannot take a
+`__pycache__`), the simulated runtime's precompiled boto3 after the layer on sys.path, a fresh
+interpreter per cold start. The provider is a loopback HTTP server that answers after a fixed
+delay; AWS is moto on loopback. Medians, because the machine is shared: rerun for stable figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "lambda_child.py"
+NAIVE_TEMPLATE = HERE / "naive" / "template.yaml"
+EVENT = ROOT / "events" / "byebot" / "fetch-json.json"
+FUNCTION = "ByeBotFunction"
+TABLE = "BenchChallengeTable"
+SECRET = "bench/byebot"
+IDEMPOTENCY_TABLE = "BenchIdempotencyTable"
+SUBMISSION_BUS = "bench-submissions"
+# What the python3.13 runtime ships next to the interpreter (precompiled, as in Lambda).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+GOALS = {"cold_ratio": 1.0, "warm_overhead_ms": 2.0, "layer_mb": 12.0}
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    task: Path
+    layer: Path | None
+    handler: str
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def sam_build(template: Path, build_dir: Path, targets: list[str], work: Path) -> None:
+    shutil.rmtree(build_dir, ignore_errors=True)
+    sam = Path(sys.executable).with_name("sam")
+    command = [
+        str(sam) if sam.exists() else "sam",
+        "build",
+        *targets,
+        "--template",
+        str(template),
+        "--build-dir",
+        str(build_dir),
+    ]
+    command += ["--base-dir", str(template.parent), "--region", "us-east-1"]
+    work.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=1200, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"sam build failed:\n{result.stdout}\n{result.stderr}")
+
+
+def simulated_runtime(target: Path) -> Path:
+    """boto3 and its dependencies from the dev environment, precompiled like the runtime's."""
+    if not target.is_dir():
+        site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+        target.mkdir(parents=True)
+        for name in RUNTIME_PACKAGES:
+            source = site / name
+            if source.is_dir():
+                shutil.copytree(source, target / name)
+            else:
+                shutil.copy2(source, target / name)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(target)], check=True)
+    return target
+
+
+def read_only_copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return target
+
+
+def pyc_count(path: Path) -> int:
+    return sum(1 for _ in path.rglob("*.pyc"))
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def zipped_bytes(path: Path, scratch: Path) -> int:
+    archive = scratch / f"{path.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            zipped.write(file, file.relative_to(path))
+    size = archive.stat().st_size
+    archive.unlink()
+    return size
+
+
+class ProviderHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle on, a kept-alive client's delayed ACK
+    # would add ~40 ms to every warm call, which no real provider does.
+    disable_nagle_algorithm = True
+    delay = 0.02
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        time.sleep(self.delay)
+        body = json.dumps({"success": True, "challenged_at": int(time.time()), "solve_time_ms": 900}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _client(service: str, environment: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+
+
+@contextmanager
+def loopback_services(provider_delay: float) -> Iterator[dict[str, str]]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    aws = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    aws.start()
+    ProviderHandler.delay = provider_delay
+    provider = ThreadingHTTPServer(("127.0.0.1", 0), ProviderHandler)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    try:
+        host, port = aws.get_host_and_port()
+        environment = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_SESSION_TOKEN": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "CHALLENGE_TABLE_NAME": TABLE,
+            "PROVIDER_SECRET_ID": SECRET,
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+            "SUBMISSION_BUS_NAME": SUBMISSION_BUS,
+            "PROVIDER_VERIFY_URL": f"http://127.0.0.1:{provider.server_address[1]}/validate_token",
+        }
+        _client("dynamodb", environment).create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "provider", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "provider", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        _client("secretsmanager", environment).create_secret(
+            Name=SECRET, SecretString=json.dumps({"secret": "bench-secret"})
+        )
+        # The project's function keeps each token's outcome and delivers each verified form.
+        _client("dynamodb", environment).create_table(
+            TableName=IDEMPOTENCY_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        _client("events", environment).create_event_bus(Name=SUBMISSION_BUS)
+        yield environment
+    finally:
+        provider.shutdown()
+        aws.stop()
+
+
+def lambda_environment(services: dict[str, str], contender: Contender) -> dict[str, str]:
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LAMBDA_TASK_ROOT": str(contender.task),
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        # As Lambda sets it for an unsampled request (the stack's default, tracing PassThrough).
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+        # The stack's default (EnableTracing false).
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "captcha-verify",
+        "POWERTOOLS_METRICS_NAMESPACE": "CaptchaVerify",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        **services,
+    }
+    return environment
+
+
+def sys_path(contender: Contender, runtime: Path) -> list[str]:
+    layer = [str(contender.layer / "python")] if contender.layer else []
+    return [str(contender.task), *layer, str(runtime)]
+
+
+def spawn(
+    python: str, contender: Contender, runtime: Path, services: dict[str, str], mode: str, warm: int
+) -> dict[str, Any]:
+    """A fresh interpreter: ms from spawn to the first answer, plus the child's own timings."""
+    read, write = os.pipe()
+    config = {
+        "paths": sys_path(contender, runtime),
+        "handler": contender.handler,
+        "mode": mode,
+        "warm": warm,
+        "event": json.loads(EVENT.read_text(encoding="utf-8"))
+        | {"headers": {"content-type": "application/json"}},
+    }
+    environment = lambda_environment(services, contender) | {"BENCH_RESULT_FD": str(write)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [python, "-I", "-B", str(CHILD), json.dumps(config)],
+        env=environment,
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=contender.task,
+    )
+    os.close(write)
+    with os.fdopen(read) as results:
+        first_line = results.readline()
+        answered = time.perf_counter()
+        rest = results.readline()
+    _, errors = child.communicate(timeout=600)
+    if child.returncode != 0 or not first_line:
+        raise SystemExit(f"{contender.name} ({mode}) failed:\n{errors.decode(errors='replace')[-4000:]}")
+    return {"spawn_to_answer_ms": (answered - started) * 1000} | json.loads(first_line) | json.loads(rest)
+
+
+def import_profile(
+    python: str, contender: Contender, runtime: Path, services: dict[str, str]
+) -> dict[str, Any]:
+    """`python -X importtime` of the handler module: total, and self time by top-level package."""
+    module = contender.handler.rsplit(".", 1)[0]
+    script = f"import sys; sys.path[0:0] = {sys_path(contender, runtime)!r}; import {module}"
+    result = subprocess.run(
+        [python, "-I", "-B", "-X", "importtime", "-c", script],
+        env=lambda_environment(services, contender),
+        capture_output=True,
+        text=True,
+        cwd=contender.task,
+        check=True,
+    )
+    by_package: dict[str, float] = defaultdict(float)
+    total_us = 0
+    pattern = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+    for line in result.stderr.splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        self_us, cumulative_us, indent, name = match.groups()
+        by_package[name.split(".")[0]] += int(self_us) / 1000
+        if len(indent) == 1:
+            total_us += int(cumulative_us)
+    top = sorted(by_package.items(), key=lambda item: -item[1])[:12]
+    return {"total_ms": total_us / 1000, "by_package_ms": {name: round(ms, 1) for name, ms in top}}
+
+
+def interpreter() -> str:
+    """The plain python3.13 the venv was made from: no venv site-packages on the path."""
+    base = Path(sys.base_prefix) / "bin" / "python3.13"
+    return str(base if base.exists() else shutil.which("python3.13"))
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    work = Path(arguments.work_dir).resolve()
+    if not arguments.skip_build:
+        sam_build(ROOT / "template.yaml", work / "project-build", [FUNCTION], work / "project-sam")
+        sam_build(NAIVE_TEMPLATE, work / "naive-build", ["NaiveFunction"], work / "naive-sam")
+    runtime = simulated_runtime(work / "runtime")
+    layer_dir = work / "project-build" / "SharedLayer"
+    python = interpreter()
+    with tempfile.TemporaryDirectory(prefix="captcha-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        project = Contender(
+            "project",
+            read_only_copy(work / "project-build" / FUNCTION, scratch / "project" / "task"),
+            read_only_copy(layer_dir, scratch / "project" / "opt"),
+            "app.lambda_handler",
+        )
+        naive = Contender(
+            "naive",
+            read_only_copy(work / "naive-build" / "NaiveFunction", scratch / "naive" / "task"),
+            None,
+            "app.lambda_handler",
+        )
+        pycs_before = {c.name: pyc_count(scratch / c.name) for c in (project, naive)}
+        with loopback_services(arguments.provider_ms / 1000) as services:
+            cold: dict[str, list[dict[str, Any]]] = {"project": [], "naive": []}
+            for _ in range(arguments.spawns):
+                for contender in (project, naive):
+                    cold[contender.name].append(spawn(python, contender, runtime, services, "handler", 0))
+            warm = {
+                c.name: spawn(python, c, runtime, services, "handler", arguments.warm)
+                for c in (project, naive)
+            }
+            floor = spawn(python, naive, runtime, services, "floor", arguments.warm)
+            imports = {c.name: import_profile(python, c, runtime, services) for c in (project, naive)}
+        pycs_after = {c.name: pyc_count(scratch / c.name) for c in (project, naive)}
+        if pycs_after != pycs_before:
+            raise SystemExit(
+                f"bytecode was written during the run ({pycs_before} -> {pycs_after}): not Lambda-like"
+            )
+        for path in scratch.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        scratch.chmod(0o700)
+        layer_bytes = tree_bytes(layer_dir)
+        layer_zip = zipped_bytes(layer_dir, scratch)
+    return summarize(arguments, cold, warm, floor, imports, layer_bytes, layer_zip, pycs_before)
+
+
+def summarize(
+    arguments: argparse.Namespace,
+    cold: dict[str, list[dict[str, Any]]],
+    warm: dict[str, dict[str, Any]],
+    floor: dict[str, Any],
+    imports: dict[str, dict[str, Any]],
+    layer_bytes: int,
+    layer_zip: int,
+    pycs: dict[str, int],
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {"settings": vars(arguments) | {"pyc_files_shipped": pycs}}
+    for name in ("project", "naive"):
+        figures[name] = {
+            "cold_first_answer_ms": statistics.median(s["spawn_to_answer_ms"] for s in cold[name]),
+            "cold_import_ms": statistics.median(s["import_ms"] for s in cold[name]),
+            "cold_first_call_ms": statistics.median(s["first_call_ms"] for s in cold[name]),
+            "cold_samples_ms": [round(s["spawn_to_answer_ms"], 1) for s in cold[name]],
+            "warm_p50_ms": statistics.median(warm[name]["warm_ms"]),
+            "warm_p95_ms": percentile(warm[name]["warm_ms"], 0.95),
+            "import_time": imports[name],
+        }
+    floor_p50 = statistics.median(floor["warm_ms"])
+    project, naive = figures["project"], figures["naive"]
+    figures["floor_p50_ms"] = floor_p50
+    figures["layer"] = {"unzipped_mb": layer_bytes / 1e6, "zipped_mb": layer_zip / 1e6}
+    figures["ratios"] = {
+        "cold_first_answer": project["cold_first_answer_ms"] / naive["cold_first_answer_ms"],
+        "warm_p50": project["warm_p50_ms"] / naive["warm_p50_ms"],
+        "warm_p95": project["warm_p95_ms"] / naive["warm_p95_ms"],
+    }
+    figures["warm_overhead_ms"] = project["warm_p50_ms"] - floor_p50
+    figures["goals"] = {
+        "cold_ratio <= 1.0": figures["ratios"]["cold_first_answer"] <= GOALS["cold_ratio"],
+        "warm overhead <= 2 ms": figures["warm_overhead_ms"] <= GOALS["warm_overhead_ms"],
+        "layer <= 12 MB": figures["layer"]["unzipped_mb"] <= GOALS["layer_mb"],
+    }
+    return figures
+
+
+def table(figures: dict[str, Any]) -> str:
+    project, naive, ratios = figures["project"], figures["naive"], figures["ratios"]
+    settings = figures["settings"]
+    rows = [
+        ("cold: spawn to first answer (median)", "cold_first_answer_ms", "cold_first_answer"),
+        ("  of which handler import", "cold_import_ms", None),
+        ("  of which first request", "cold_first_call_ms", None),
+        ("warm p50", "warm_p50_ms", "warm_p50"),
+        ("warm p95", "warm_p95_ms", "warm_p95"),
+    ]
+    lines = [
+        f"{settings['spawns']} cold spawns each, {settings['warm']} warm requests, "
+        f"provider {settings['provider_ms']:g} ms on loopback, moto on loopback",
+        f"{'':40} {'project':>10} {'naive':>10} {'ratio':>7}",
+    ]
+    for label, key, ratio in rows:
+        shown = f"{ratios[ratio]:7.2f}" if ratio else ""
+        lines.append(f"{label:40} {project[key]:10.1f} {naive[key]:10.1f} {shown}")
+    lines.append(
+        f"{'import time (-X importtime, total)':40} {project['import_time']['total_ms']:10.1f} "
+        f"{naive['import_time']['total_ms']:10.1f}"
+    )
+    lines.append(f"{'floor p50 (provider + put_item)':40} {figures['floor_p50_ms']:10.1f}")
+    lines.append(f"{'warm overhead above floor (p50)':40} {figures['warm_overhead_ms']:10.1f}")
+    layer = figures["layer"]
+    lines.append(
+        f"{'layer size MB (unzipped / zipped)':40} {layer['unzipped_mb']:10.1f} {layer['zipped_mb']:10.1f}"
+    )
+    lines.append(
+        "import self time by package, ms (project): "
+        + ", ".join(f"{name} {ms}" for name, ms in project["import_time"]["by_package_ms"].items())
+    )
+    lines.append(
+        "goals: "
+        + ", ".join(f"{goal}: {'met' if met else 'NOT met'}" for goal, met in figures["goals"].items())
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=7, help="cold starts per contender (median)")
+    parser.add_argument("--warm", type=int, default=200, help="warm requests per contender")
+    parser.add_argument("--provider-ms", type=float, default=20.0, help="simulated provider round trip")
+    parser.add_argument("--work-dir", default=str(ROOT / ".aws-sam" / "bench"), help="build and runtime dir")
+    parser.add_argument(
+        "--json", default=str(ROOT / ".aws-sam" / "bench.json"), help="where to write results"
+    )
+    parser.add_argument("--skip-build", action="store_true", help="reuse the last build in --work-dir")
+    arguments = parser.parse_args(argv)
+    figures = run(arguments)
+    Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(arguments.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(table(figures))
+    print(f"results: {arguments.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""One simulated Lambda execution environment, run by `make bench` in a fresh interpreter.
+
+Run as a script by path (never imported): it puts the function code, the layer and the simulated
+runtime's boto3 on sys.path in Lambda's order, imports the handler, answers one request (the cold
+start), then, if asked, more requests (warm). Results go to the file descriptor named in
+BENCH_RESULT_FD, one JSON line each, because the handler's own logs and metrics go to stdout.
+"""
+
+import importlib
+import json
+import os
+import sys
+import time
+
+
+class Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def event(template: dict, number: int) -> dict:
+    request = dict(template)
+    request["body"] = json.dumps({"byebot-token": f"bb_tok_bench_{os.getpid()}_{number:06d}"})
+    request["requestContext"] = {**template["requestContext"], "requestId": f"bench-{os.getpid()}-{number}"}
+    return request
+
+
+def floor_call(config: dict):
+    """The unavoidable work of one request: one provider round trip and one DynamoDB write, with
+    clients made beforehand."""
+    import boto3
+    import requests
+
+    session = requests.Session()
+    dynamodb = boto3.client("dynamodb")
+
+    def call(number: int) -> None:
+        session.post(
+            os.environ["PROVIDER_VERIFY_URL"], json={"api_key": "k", "token": str(number)}, timeout=3
+        )
+        dynamodb.put_item(
+            TableName=os.environ["CHALLENGE_TABLE_NAME"],
+            Item={"provider": {"S": "floor"}, "sk": {"S": f"{os.getpid()}#{number}"}},
+        )
+
+    return call
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    results = os.fdopen(int(os.environ["BENCH_RESULT_FD"]), "w")
+    sys.path[0:0] = config["paths"]
+    started = time.perf_counter()
+    if config["mode"] == "floor":
+        call = floor_call(config)
+    else:
+        module_name, handler_name = config["handler"].rsplit(".", 1)
+        handler = getattr(importlib.import_module(module_name), handler_name)
+
+        def call(number: int) -> None:
+            answer = handler(event(config["event"], number), Context(f"bench-{number}"))
+            if answer.get("statusCode") != 200:
+                raise SystemExit(f"bench request {number} answered {answer.get('statusCode')}: {answer}")
+
+    imported = time.perf_counter()
+    call(0)
+    answered = time.perf_counter()
+    results.write(
+        json.dumps({"import_ms": (imported - started) * 1000, "first_call_ms": (answered - imported) * 1000})
+        + "\n"
+    )
+    results.flush()
+    warm = []
+    for number in range(1, config["warm"] + 1):
+        before = time.perf_counter()
+        call(number)
+        warm.append((time.perf_counter() - before) * 1000)
+    results.write(json.dumps({"warm_ms": warm}) + "\n")
+    results.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""`make deploy`: a short guided first deploy, then plain `sam deploy`."""

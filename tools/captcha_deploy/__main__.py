@@ -1,0 +1,3 @@
+from captcha_deploy.cli import main
+
+raise SystemExit(main())
