@@ -4,12 +4,14 @@ shows it with the notification email's text."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 import requests
 from captcha_local.inbox import RULE_TARGETS
+from captcha_verify.responses import EXPLANATIONS
 
 from .local_harness import HTTP_TIMEOUT, Harness
 
@@ -111,8 +113,9 @@ def test_bus_unreachable_answers_503_and_the_retry_delivers(h: Harness) -> None:
 
     assert failed.status_code == 303
     assert failed.headers["Location"] == f"{h.site}/error.html?error=delivery-failed"
-    page = requests.get(failed.headers["Location"], timeout=HTTP_TIMEOUT)
-    assert "delivery-failed" in page.text
+    # The error page explains the code with the layer's own words, which config.js carries.
+    config = requests.get(f"{h.site}/config.js", timeout=HTTP_TIMEOUT).text
+    assert json.dumps(EXPLANATIONS["delivery-failed"]) in config
 
     retried = h.post_form("friendlycaptcha", fields)
 
