@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from captcha_local.resources import create_table, load_template
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "lambda_child.py"
@@ -181,26 +183,14 @@ def loopback_services(provider_delay: float) -> Iterator[dict[str, str]]:
             "PROVIDER_SECRET_ID": SECRET,
             "PROVIDER_VERIFY_URL": f"http://127.0.0.1:{provider.server_address[1]}/validate_token",
         }
-        _client("dynamodb", environment).create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "provider", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "provider", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        # As the stack makes them (Powertools Idempotency's key is "id"), for the parts that use them.
-        for table, key in ((IDEMPOTENCY_TABLE, "id"), (RATE_LIMIT_TABLE, "pk")):
-            _client("dynamodb", environment).create_table(
-                TableName=table,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            )
+        # The stack's own tables, with the template's key schemas, for the parts that use them.
+        template = load_template()
+        for table, logical_id in (
+            (TABLE, "ChallengeTable"),
+            (IDEMPOTENCY_TABLE, "IdempotencyTable"),
+            (RATE_LIMIT_TABLE, "RateLimitTable"),
+        ):
+            create_table(_client("dynamodb", environment), table, template, logical_id)
         _client("secretsmanager", environment).create_secret(Name=RATE_LIMIT_KEY, SecretString="bench-key")
         _client("events", environment).create_event_bus(Name=BUS)
         _client("secretsmanager", environment).create_secret(
