@@ -19,6 +19,9 @@ from template.test_template import expand_language_extensions
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
 ORIGINS = "https://www.example.com,https://example.com"
+# Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
+# that returns no item, PutItem, UpdateItem on success, DeleteItem on a result not kept).
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 class _NoManagedPolicies:
@@ -109,12 +112,23 @@ def test_each_role_gets_only_the_actions_its_code_uses_on_named_resources(
         }
     )
     key_secret = repr({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RateLimitKeySecret"}}]})
+    idempotency_table = repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+    submission_bus = repr(
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${eventBusName}",
+                {"eventBusName": {"Ref": "SubmissionBus"}},
+            ]
+        }
+    )
     assert granted == sorted(
         [
             ("secretsmanager:GetSecretValue", own_secret),
             ("secretsmanager:GetSecretValue", key_secret),
             ("dynamodb:PutItem", repr({"Fn::GetAtt": ["ChallengeTable", "Arn"]})),
             ("dynamodb:UpdateItem", repr({"Fn::GetAtt": ["RateLimitTable", "Arn"]})),
+            *((action, idempotency_table) for action in IDEMPOTENCY_ACTIONS),
+            ("events:PutEvents", submission_bus),
         ]
     )
 

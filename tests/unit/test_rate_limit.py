@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from captcha_local.resources import create_challenge_table, load_template
+from captcha_local.resources import create_table, load_template
 from captcha_verify.aws_clients import bounded_config
 from captcha_verify.rate_limit import RateLimiter, client_key, window_start
 from conftest import HandlerFactory
@@ -22,7 +22,7 @@ KEY = "k" * 64
 
 @pytest.fixture
 def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
-    create_challenge_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), logical_id="RateLimitTable")
+    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
     boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
 
     def factory(provider: str, limit: int, **settings: Any):

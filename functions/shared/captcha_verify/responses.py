@@ -153,7 +153,7 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         return Response(status_code=303, headers={**answer_headers(attempt), "Location": target}, body="")
     decision = attempt.decision
     if decision.success:
-        title, text = "Thank you", "Your form was received."
+        title, text = "Thank you", "Your form was sent."
     else:
         code = decision.error_codes[0]
         title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"
