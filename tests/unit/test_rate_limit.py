@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -32,9 +33,16 @@ def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
     return factory
 
 
+_tokens = itertools.count()
+
+
 def from_ip(ip: str) -> dict[str, Any]:
+    """A fresh token each time: a repeated one would get the first answer (idempotency)."""
     event = load_event("byebot", "fetch-json")
     event["requestContext"]["http"]["sourceIp"] = ip
+    body = json.loads(event["body"])
+    body["byebot-token"] += f"x{next(_tokens)}"
+    event["body"] = json.dumps(body)
     return event
 
 
