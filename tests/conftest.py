@@ -20,7 +20,7 @@ from captcha_local.resources import (
 from captcha_verify.config import Settings
 from captcha_verify.entrypoint import build_handler
 from moto import mock_aws
-from support import FakeContext, ScriptedProvider
+from support import FakeContext, RawServer, ScriptedProvider
 
 TABLE = "challenge-log-test"
 IDEMPOTENCY_TABLE = "idempotency-test"
@@ -112,3 +112,18 @@ def make_handler(
         return lambda event: handler(event, context)
 
     return factory
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Any], RawServer]]:
+    """Starts loopback RawServers for a test (a peer that drips, stalls or speaks plain HTTP) and
+    closes them after it."""
+    servers: list[RawServer] = []
+
+    def start(behave: Any) -> RawServer:
+        servers.append(RawServer(behave))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -321,12 +321,20 @@ class LocalStack:
             port=self.ports.api,
             host=self.host,
             on_request=self.on_request,
-            expose_headers=load_template()["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"].get(
-                "ExposeHeaders", []
-            ),
+            expose_headers=cors_expose_headers(load_template()),
         )
         service.create()
         self._serve("api", service._app)
+
+
+def cors_expose_headers(template: dict[str, Any]) -> list[str]:
+    """The HTTP API's ExposeHeaders. The CORS object sits in both branches of an Fn::If on
+    AllowOrigins (so SAM keeps it whole); both branches expose the same headers."""
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    origins = cors.get("AllowOrigins")
+    if isinstance(origins, dict) and "Fn::If" in origins:
+        cors = origins["Fn::If"][2]
+    return list(cors.get("ExposeHeaders", []))
 
 
 def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:

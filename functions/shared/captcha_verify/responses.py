@@ -101,7 +101,8 @@ def _quality(qualities: Mapping[str, float], media: str) -> float:
 
 
 def answer_headers(attempt: Attempt) -> dict[str, str]:
-    """ANSWER_HEADERS, and Retry-After (one counting window) on a rate-limited answer."""
+    """ANSWER_HEADERS, and Retry-After on a rate-limited answer: one whole counting window, so the
+    client's next try always lands in a fresh one."""
     if attempt.decision.error_code is ErrorCode.RATE_LIMITED:
         return {**ANSWER_HEADERS, "Retry-After": str(WINDOW_SECONDS)}
     return ANSWER_HEADERS
