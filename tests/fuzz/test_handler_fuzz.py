@@ -16,7 +16,7 @@ import json
 import os
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from captcha_verify.config import FailurePolicy, Settings
+from captcha_verify.delivery import SubmissionBus
 from captcha_verify.entrypoint import build_handler
+from captcha_verify.idempotency import Kept, OnceStore, Ran
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, OutboundCall
 from captcha_verify.transport import ProviderReply
@@ -94,6 +96,22 @@ class FakeLog:
         self.items.append(item)
 
 
+class FakeOnce(OnceStore):
+    """Every request runs its steps: a fuzzed input is judged on its own, never as a repeat."""
+
+    def run_once(self, step: str, key: dict[str, str], work: Callable[[], Kept], *_: Any, **__: Any) -> Ran:
+        return Ran(work(), replayed=False)
+
+
+@dataclass
+class FakeBus(SubmissionBus):
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def put(self, detail: dict[str, Any]) -> str:
+        self.sent.append(detail)
+        return f"event-{len(self.sent)}"
+
+
 @dataclass
 class Rig:
     provider: str
@@ -126,6 +144,8 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
                 settings = Settings(
                     challenge_table_name="t",
                     provider_secret_id="s",
+                    submission_bus_name="b",
+                    idempotency_table_name="i",
                     allowed_origins=frozenset({ALLOWED}),
                     failure_policy=policy,
                     success_redirect_url=CONFIGURED[0] if policy is FailurePolicy.OPEN else None,
@@ -133,8 +153,14 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
                 )
                 secrets, transport, log = FakeSecrets(), FakeTransport(), FakeLog()
                 handler = build_handler(
-                    provider, settings=settings, secrets=secrets, transport=transport, challenge_log=log
-                )  # type: ignore[arg-type]
+                    provider,
+                    settings=settings,
+                    secrets=secrets,  # type: ignore[arg-type]
+                    transport=transport,  # type: ignore[arg-type]
+                    challenge_log=log,  # type: ignore[arg-type]
+                    once=FakeOnce("i", 600),
+                    bus=FakeBus("b"),
+                )
                 built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, output)
     yield built
     if STATS.examples:

@@ -420,3 +420,18 @@ def test_logs_carry_no_form_value_secret_or_raw_token(
     } <= {r["message"] for r in records}
     for forbidden in ("private@example.org", "my secret plan", BYEBOT_TOKEN, SECRETS["byebot"]):
         assert forbidden not in out.out + out.err
+
+
+def test_idempotency_store_unavailable_spends_no_token_and_answers_retryable(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"], idempotency_table_name="no-such-table")
+    provider_server.answer(200, success_body("byebot"))
+
+    response = invoke(load_event("byebot", "fetch-json"))
+
+    # Without the record a repeat could be delivered twice, so the token is not spent: the
+    # visitor's retry (once the store is back) verifies and delivers.
+    assert response["statusCode"] == 502 and body_of(response)["error-codes"] == ["internal-error"]
+    assert provider_server.received == [] and delivered() == []
+    assert emf_metrics(capsys.readouterr().out)["IdempotencyStoreError"] == [1]

@@ -13,12 +13,13 @@ from captcha_local.resources import create_table, load_template
 from captcha_verify.aws_clients import bounded_config
 from captcha_verify.rate_limit import RateLimiter, client_key, window_start
 from conftest import HandlerFactory
-from support import ScriptedProvider, emf_metrics, load_event, log_records
+from support import ScriptedProvider, emf_metrics, load_event, log_records, with_token
 from test_handler import SECRETS, SOURCE_IP, body_of, success_body
 
 RATE_TABLE = "rate-limit-test"
 KEY_SECRET = "test/rate-limit-key"
 KEY = "k" * 64
+_tokens = itertools.count()
 
 
 @pytest.fixture
@@ -33,16 +34,11 @@ def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
     return factory
 
 
-_tokens = itertools.count()
-
-
 def from_ip(ip: str) -> dict[str, Any]:
-    """A fresh token each time: a repeated one would get the first answer (idempotency)."""
-    event = load_event("byebot", "fetch-json")
+    """A request from `ip` with a token of its own: a repeated token would be answered from the
+    idempotency record without a provider call."""
+    event = with_token(load_event("byebot", "fetch-json"), "byebot", f"{next(_tokens):04d}")
     event["requestContext"]["http"]["sourceIp"] = ip
-    body = json.loads(event["body"])
-    body["byebot-token"] += f"x{next(_tokens)}"
-    event["body"] = json.dumps(body)
     return event
 
 
