@@ -7,6 +7,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins boto3 and friends far from ours: it lives in its own venv (tests find it there).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # SAM builds python3.13 functions with a python3.13 on PATH: the venv provides one.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The project's own sam commands send no usage telemetry.
@@ -18,7 +21,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy validate bench lock clean
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy validate bench lock clean fuzz
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -28,6 +31,7 @@ help:
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
 	@echo "make deploy   build, then deploy (the first time asks five questions; ARGS='--guided' asks again)"
 	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
+	@echo "make fuzz     the fuzz suite with many examples, and its statistics"
 
 venv: $(STAMP)
 
@@ -45,6 +49,12 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements-dev.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# checkov's own venv, made by uv like the main one (its pins conflict with ours).
+$(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python "$(PYTHON313)" $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 # After editing requirements-dev.txt or functions/shared/requirements.txt: rewrite both locks.
 # The layer's lock leaves out botocore and its own dependencies: the Lambda runtime provides them
@@ -69,8 +79,12 @@ lint: $(STAMP)
 	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_deploy \
 		tools/captcha_bench
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint
 	$(BIN)/python -m pytest
+
+# Many more fuzz examples than `make test` runs, with hypothesis's statistics and the slowest input.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -s --hypothesis-show-statistics
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -101,4 +115,4 @@ bench: $(STAMP)
 	$(BIN)/captcha-bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache

@@ -78,6 +78,16 @@ def event_token(event: dict[str, Any], provider: str) -> str:
     return parse_qs(text)[marker][0]
 
 
+def with_token(event: dict[str, Any], provider: str, suffix: str) -> dict[str, Any]:
+    """The event with another token of the same shape (its last characters replaced by `suffix`),
+    for tests that need distinct tokens: a repeated token is answered from the idempotency record."""
+    token = event_token(event, provider)
+    other = token[: -len(suffix)] + suffix
+    return with_body(
+        event, event_body(event).replace(token, other), base64_encoded=bool(event.get("isBase64Encoded"))
+    )
+
+
 @dataclass
 class FakeContext:
     """The LambdaContext attributes Powertools reads."""

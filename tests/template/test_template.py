@@ -60,6 +60,11 @@ DESIGN_ENVIRONMENT = {
     "RECORD_TTL_DAYS",
     "SUCCESS_REDIRECT_URL",
     "FAILURE_REDIRECT_URL",
+    "SUBMISSION_BUS_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "IDEMPOTENCY_WINDOW_SECONDS",
+    "HONEYPOT_FIELD",
+    "REQUIRED_FIELDS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -98,6 +103,14 @@ EXPECTED_PARAMETERS = {
     "ApiThrottlingRateLimit",
     "ApiThrottlingBurstLimit",
     "FunctionConcurrencyLimit",
+    "IdempotencyWindowSeconds",
+    "HoneypotField",
+    "RequiredFields",
+    "SubmissionArchiveRetentionDays",
+    "NotificationEmail",
+    "WebhookUrl",
+    "WebhookApiKeyName",
+    "WebhookApiKeyValue",
 }
 
 QUERY_DEFINITIONS = {
@@ -583,8 +596,19 @@ def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(res
                         "Action": "dynamodb:UpdateItem",
                         "Resource": {"Fn::GetAtt": ["RateLimitTable", "Arn"]},
                     },
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "dynamodb:GetItem",
+                            "dynamodb:PutItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem",
+                        ],
+                        "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+                    },
                 ]
             },
+            {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "SubmissionBus"}}},
         ], f"{name}: unexpected policies"
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -705,7 +729,12 @@ def test_http_api_cors_and_access_log(resources) -> None:
 # ------------------------------------------------------------------ observability
 def test_alarms_notify_the_topic(resources) -> None:
     alarms = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    expected = {"ApiServerErrorAlarm"} | {
+    expected = {
+        "ApiServerErrorAlarm",
+        "SubmissionDeliveryFailedAlarm",
+        "NotificationDeadLetterAlarm",
+        "WebhookDeadLetterAlarm",
+    } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
         for kind in ("DegradedAcceptance", "ProviderErrorRate", "FunctionErrors", "FunctionThrottles")
@@ -856,7 +885,8 @@ def test_dashboard_renders_to_valid_json_with_only_enabled_providers(resources, 
 # ------------------------------------------------------------------ outputs and samconfig
 def test_outputs_contract(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    expected = {"ApiUrl", "ChallengeTableName", "AlarmTopicArn", "DashboardUrl"} | {
+    expected = {"ApiUrl", "ChallengeTableName", "AlarmTopicArn", "DashboardUrl"}
+    expected |= {"SubmissionBusName", "SubmissionBusArn"} | {
         f"{p}{s}" for p in PROVIDERS.values() for s in ("Endpoint", "SecretArn")
     }
     assert set(outputs) == expected
@@ -868,6 +898,8 @@ def test_outputs_contract(template: dict[str, Any]) -> None:
         assert endpoint.endswith(f"/verify/{name}")
     assert outputs["ChallengeTableName"]["Value"] == {"Ref": "ChallengeTable"}
     assert outputs["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+    assert outputs["SubmissionBusName"]["Value"] == {"Ref": "SubmissionBus"}
+    assert outputs["SubmissionBusArn"]["Value"] == {"Fn::GetAtt": ["SubmissionBus", "Arn"]}
     assert "#dashboards:name=${Dashboard}" in outputs["DashboardUrl"]["Value"]["Fn::Sub"]
 
 

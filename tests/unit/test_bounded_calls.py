@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import requests
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import OutboundCall
 from captcha_verify.transport import MAX_PROVIDER_BODY_BYTES, ProviderUnreachable, Transport
-from support import RawServer, ScriptedProvider, read_request
+from support import ScriptedProvider, read_request
 
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 
@@ -49,19 +48,6 @@ def huge_body(connection: Any, closed: threading.Event) -> None:
 def plain_http(connection: Any, closed: threading.Event) -> None:
     connection.recv(4096)
     connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Any], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(behave: Any) -> RawServer:
-        servers.append(RawServer(behave))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def failure(call: OutboundCall, budget: float, transport: Transport | None = None) -> tuple[str, float]:

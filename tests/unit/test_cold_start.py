@@ -34,6 +34,8 @@ def imported_after_build(**environment: str) -> set[str]:
         "AWS_REGION": "us-east-1",
         "CHALLENGE_TABLE_NAME": "table",
         "PROVIDER_SECRET_ID": "secret",
+        "SUBMISSION_BUS_NAME": "bus",
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
         **environment,
     }
     result = subprocess.run(

@@ -12,7 +12,7 @@ from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
 from captcha_verify.providers import PROVIDERS
 from captcha_verify.secret_store import SecretStore
-from conftest import NOW, TABLE, HandlerFactory, table_items
+from conftest import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory, table_items
 from support import (
     SITEVERIFY_KEYS,
     FakeContext,
@@ -23,6 +23,7 @@ from support import (
     load_event,
     log_records,
     with_body,
+    with_token,
 )
 
 SECRETS = {
@@ -431,20 +432,25 @@ def test_secret_is_cached_across_invocations(
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     settings = Settings(
-        challenge_table_name=TABLE, provider_secret_id="cached", provider_verify_url=provider_server.url
+        challenge_table_name=TABLE,
+        provider_secret_id="cached",
+        submission_bus_name=BUS,
+        idempotency_table_name=IDEMPOTENCY_TABLE,
+        provider_verify_url=provider_server.url,
     )
     handler = build_handler(
         "byebot", settings=settings, secrets=SecretStore("cached", SecretsProvider(boto3_client=client))
     )
-    for _ in range(3):
+    event = load_event("byebot", "fetch-json")
+    for n in range(3):
         provider_server.answer(200, success_body("byebot"))
-        assert handler(load_event("byebot", "fetch-json"), FakeContext())["statusCode"] == 200
+        assert handler(with_token(event, "byebot", f"a{n}"), FakeContext())["statusCode"] == 200
     assert calls == ["get"]
     # A rejected secret is read afresh on the next request (rotation), not after the cache expires.
     provider_server.answer(403, "")
-    handler(load_event("byebot", "fetch-json"), FakeContext())
+    handler(with_token(event, "byebot", "b0"), FakeContext())
     provider_server.answer(200, success_body("byebot"))
-    handler(load_event("byebot", "fetch-json"), FakeContext())
+    handler(with_token(event, "byebot", "b1"), FakeContext())
     assert calls == ["get", "get"]
 
 
@@ -456,7 +462,7 @@ def test_no_secret_raw_token_or_ip_anywhere(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     invoke = make_handler(provider, SECRETS[provider])
-    token = event_token(load_event(provider, "fetch-json"), provider)
+    tokens = []
     responses = []
     answers = (
         (200, success_body(provider)),
@@ -467,14 +473,17 @@ def test_no_secret_raw_token_or_ip_anywhere(
     for number, (status, answer) in enumerate(answers):
         provider_server.answer(status, answer)
         event = load_event(provider, "form-post" if number == 3 else "fetch-json")
+        event = with_token(event, provider, f"t{number}")
+        tokens.append(event_token(event, provider))
         event["requestContext"]["requestId"] = f"req-{number}"
         responses.append(invoke(event))
     seen = capsys.readouterr()
+    idempotency = boto3.resource("dynamodb").Table(IDEMPOTENCY_TABLE).scan()["Items"]
     everything = "\n".join(
-        [seen.out, seen.err, json.dumps(table_items(), default=str), json.dumps(responses)]
+        [seen.out, seen.err, json.dumps([*table_items(), *idempotency], default=str), json.dumps(responses)]
     )
     assert len(table_items()) == 4
-    for forbidden in (SECRETS[provider], token, SOURCE_IP):
+    for forbidden in (SECRETS[provider], *tokens, SOURCE_IP):
         assert forbidden not in everything
 
 

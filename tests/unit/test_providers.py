@@ -37,7 +37,13 @@ METADATA = ("challenge_ts", "hostname", "sitekey", "solve_time_ms", "interactive
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(challenge_table_name="t", provider_secret_id="s", **overrides)
+    return Settings(
+        challenge_table_name="t",
+        provider_secret_id="s",
+        submission_bus_name="b",
+        idempotency_table_name="i",
+        **overrides,
+    )
 
 
 def make(kind: str, **overrides: Any) -> Adapter:
@@ -877,7 +883,15 @@ def test_adapter_for_honours_provider_verify_url(
     ],
 )
 def test_adapter_for_from_environment(env: dict[str, str], kind: type[Adapter], url: str) -> None:
-    config = Settings.from_env({"CHALLENGE_TABLE_NAME": "t", "PROVIDER_SECRET_ID": "s", **env})
+    config = Settings.from_env(
+        {
+            "CHALLENGE_TABLE_NAME": "t",
+            "PROVIDER_SECRET_ID": "s",
+            "SUBMISSION_BUS_NAME": "b",
+            "IDEMPOTENCY_TABLE_NAME": "i",
+            **env,
+        }
+    )
     adapter = adapter_for("friendlycaptcha", config)
     assert type(adapter) is kind
     assert adapter.verify_url == url

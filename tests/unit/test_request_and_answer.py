@@ -22,7 +22,12 @@ from captcha_verify.telemetry import log_fields, report
 from captcha_verify.transport import Transport, attempt_timeouts, call_budget
 from support import ScriptedProvider
 
-REQUIRED = {"CHALLENGE_TABLE_NAME": "table", "PROVIDER_SECRET_ID": "arn:secret"}
+REQUIRED = {
+    "CHALLENGE_TABLE_NAME": "table",
+    "PROVIDER_SECRET_ID": "arn:secret",
+    "SUBMISSION_BUS_NAME": "bus",
+    "IDEMPOTENCY_TABLE_NAME": "idempotency",
+}
 
 
 def test_settings_from_env_defaults() -> None:
@@ -84,6 +89,8 @@ def test_settings_from_env_reads_every_name() -> None:
     ("overrides", "message"),
     [
         ({"CHALLENGE_TABLE_NAME": ""}, "CHALLENGE_TABLE_NAME is required"),
+        ({"SUBMISSION_BUS_NAME": " "}, "SUBMISSION_BUS_NAME is required"),
+        ({"IDEMPOTENCY_TABLE_NAME": ""}, "IDEMPOTENCY_TABLE_NAME is required"),
         ({"FAILURE_POLICY": "sometimes"}, "FAILURE_POLICY must be one of: closed, open"),
         ({"VERIFY_TIMEOUT_SECONDS": "soon"}, "VERIFY_TIMEOUT_SECONDS must be a number"),
         ({"RECORD_TTL_DAYS": "0"}, "RECORD_TTL_DAYS must be at least 1"),
@@ -213,7 +220,9 @@ def attempt(outcome: Outcome, code: ErrorCode | None = None, **answer: object) -
 
 
 def test_failure_redirect_keeps_the_page_query() -> None:
-    settings = Settings("t", "s", failure_redirect_url="https://example.com/form?lang=en&error=old#top")
+    settings = Settings(
+        "t", "s", "b", "i", failure_redirect_url="https://example.com/form?lang=en&error=old#top"
+    )
     target = redirect_target(attempt(Outcome.REJECTED, ErrorCode.TIMEOUT_OR_DUPLICATE), {}, settings)
     assert target == "https://example.com/form?lang=en&error=timeout-or-duplicate#top"
 
@@ -225,7 +234,7 @@ def test_no_redirect_configured_gives_escaped_page() -> None:
 
 @pytest.mark.parametrize("target", ["javascript:alert(1)", "//evil.example/x", "https://evil.example/x"])
 def test_form_targets_outside_allowed_origins_are_ignored(target: str) -> None:
-    settings = Settings("t", "s", allowed_origins=frozenset({"https://www.example.com"}))
+    settings = Settings("t", "s", "b", "i", allowed_origins=frozenset({"https://www.example.com"}))
     assert redirect_target(attempt(Outcome.VERIFIED), {"success_url": target}, settings) is None
 
 

@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -30,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from captcha_local.resources import create_table, load_template
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "lambda_child.py"
@@ -37,6 +40,10 @@ NAIVE_TEMPLATE = HERE / "naive" / "template.yaml"
 EVENT = ROOT / "events" / "byebot" / "fetch-json.json"
 FUNCTION = "ByeBotFunction"
 TABLE = "BenchChallengeTable"
+IDEMPOTENCY_TABLE = "BenchIdempotencyTable"
+RATE_LIMIT_TABLE = "BenchRateLimitTable"
+RATE_LIMIT_KEY = "bench/rate-limit-key"
+BUS = "bench-submissions"
 SECRET = "bench/byebot"
 # What the python3.13 runtime ships next to the interpreter (precompiled, as in Lambda).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
@@ -78,7 +85,7 @@ def sam_build(template: Path, build_dir: Path, targets: list[str], work: Path) -
 def simulated_runtime(target: Path) -> Path:
     """boto3 and its dependencies from the dev environment, precompiled like the runtime's."""
     if not target.is_dir():
-        site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+        site = Path(sysconfig.get_paths()["purelib"])
         target.mkdir(parents=True)
         for name in RUNTIME_PACKAGES:
             source = site / name
@@ -168,21 +175,24 @@ def loopback_services(provider_delay: float) -> Iterator[dict[str, str]]:
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "CHALLENGE_TABLE_NAME": TABLE,
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+            "RATE_LIMIT_TABLE_NAME": RATE_LIMIT_TABLE,
+            "RATE_LIMIT_KEY_SECRET_ID": RATE_LIMIT_KEY,
+            "CLIENT_RATE_LIMIT_PER_MINUTE": "20",
+            "SUBMISSION_BUS_NAME": BUS,
             "PROVIDER_SECRET_ID": SECRET,
             "PROVIDER_VERIFY_URL": f"http://127.0.0.1:{provider.server_address[1]}/validate_token",
         }
-        _client("dynamodb", environment).create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "provider", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "provider", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        # The stack's own tables, with the template's key schemas, for the parts that use them.
+        template = load_template()
+        for table, logical_id in (
+            (TABLE, "ChallengeTable"),
+            (IDEMPOTENCY_TABLE, "IdempotencyTable"),
+            (RATE_LIMIT_TABLE, "RateLimitTable"),
+        ):
+            create_table(_client("dynamodb", environment), table, template, logical_id)
+        _client("secretsmanager", environment).create_secret(Name=RATE_LIMIT_KEY, SecretString="bench-key")
+        _client("events", environment).create_event_bus(Name=BUS)
         _client("secretsmanager", environment).create_secret(
             Name=SECRET, SecretString=json.dumps({"secret": "bench-secret"})
         )
@@ -311,14 +321,23 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         )
         pycs_before = {c.name: pyc_count(scratch / c.name) for c in (project, naive)}
         with loopback_services(arguments.provider_ms / 1000) as services:
-            cold: dict[str, list[dict[str, Any]]] = {"project": [], "naive": []}
+            # The per-client rate limit (design.md) costs one counter write before the provider call:
+            # the same function with it off shows what that write costs and what the rest costs.
+            unlimited = services | {"CLIENT_RATE_LIMIT_PER_MINUTE": "0"}
+            cold: dict[str, list[dict[str, Any]]] = {"project": [], "naive": [], "project_rate_limit_off": []}
             for _ in range(arguments.spawns):
                 for contender in (project, naive):
                     cold[contender.name].append(spawn(python, contender, runtime, services, "handler", 0))
+                cold["project_rate_limit_off"].append(
+                    spawn(python, project, runtime, unlimited, "handler", 0)
+                )
             warm = {
                 c.name: spawn(python, c, runtime, services, "handler", arguments.warm)
                 for c in (project, naive)
             }
+            warm["project_rate_limit_off"] = spawn(
+                python, project, runtime, unlimited, "handler", arguments.warm
+            )
             floor = spawn(python, naive, runtime, services, "floor", arguments.warm)
             imports = {c.name: import_profile(python, c, runtime, services) for c in (project, naive)}
         pycs_after = {c.name: pyc_count(scratch / c.name) for c in (project, naive)}
@@ -355,9 +374,11 @@ def summarize(
             "warm_p95_ms": percentile(warm[name]["warm_ms"], 0.95),
             "import_time": imports[name],
         }
-    floor_p50 = statistics.median(floor["warm_ms"])
+    parts = floor["parts_ms"]
+    floor_p50 = statistics.median(a + b for a, b in zip(parts["provider"], parts["put_item"], strict=True))
     project, naive = figures["project"], figures["naive"]
     figures["floor_p50_ms"] = floor_p50
+    figures["floor_parts_p50_ms"] = {name: statistics.median(ms) for name, ms in parts.items()}
     figures["layer"] = {"unzipped_mb": layer_bytes / 1e6, "zipped_mb": layer_zip / 1e6}
     figures["ratios"] = {
         "cold_first_answer": project["cold_first_answer_ms"] / naive["cold_first_answer_ms"],
@@ -365,6 +386,15 @@ def summarize(
         "warm_p95": project["warm_p95_ms"] / naive["warm_p95_ms"],
     }
     figures["warm_overhead_ms"] = project["warm_p50_ms"] - floor_p50
+    unlimited_p50 = statistics.median(warm["project_rate_limit_off"]["warm_ms"])
+    figures["rate_limit_off"] = {
+        "cold_first_answer_ms": statistics.median(
+            s["spawn_to_answer_ms"] for s in cold["project_rate_limit_off"]
+        ),
+        "warm_p50_ms": unlimited_p50,
+        "rate_limiter_cost_ms": project["warm_p50_ms"] - unlimited_p50,
+        "warm_overhead_ms": unlimited_p50 - floor_p50,
+    }
     figures["goals"] = {
         "cold_ratio <= 1.0": figures["ratios"]["cold_first_answer"] <= GOALS["cold_ratio"],
         "warm overhead <= 2 ms": figures["warm_overhead_ms"] <= GOALS["warm_overhead_ms"],
@@ -397,6 +427,19 @@ def table(figures: dict[str, Any]) -> str:
     )
     lines.append(f"{'floor p50 (provider + put_item)':40} {figures['floor_p50_ms']:10.1f}")
     lines.append(f"{'warm overhead above floor (p50)':40} {figures['warm_overhead_ms']:10.1f}")
+    parts = figures["floor_parts_p50_ms"]
+    lines.append(
+        f"{'  one call p50: provider / put_item':40} {parts['provider']:10.1f} {parts['put_item']:10.1f}"
+    )
+    lines.append(f"{'  rate-limit counter update_item p50':40} {parts['counter_update_item']:10.1f}")
+    unlimited = figures["rate_limit_off"]
+    lines.append(
+        f"{'cold first answer, rate limit off':40} {unlimited['cold_first_answer_ms']:10.1f} {'':10} "
+        f"{unlimited['cold_first_answer_ms'] / naive['cold_first_answer_ms']:7.2f}"
+    )
+    lines.append(f"{'warm p50, rate limit off':40} {unlimited['warm_p50_ms']:10.1f}")
+    lines.append(f"{'  rate limiter cost (p50 on - off)':40} {unlimited['rate_limiter_cost_ms']:10.1f}")
+    lines.append(f"{'  overhead above floor, rate limit off':40} {unlimited['warm_overhead_ms']:10.1f}")
     layer = figures["layer"]
     lines.append(
         f"{'layer size MB (unzipped / zipped)':40} {layer['unzipped_mb']:10.1f} {layer['zipped_mb']:10.1f}"

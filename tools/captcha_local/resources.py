@@ -26,8 +26,16 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def create_challenge_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
+    create_table(dynamodb, table_name, template, "ChallengeTable")
+
+
+def create_idempotency_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
+    create_table(dynamodb, table_name, template, "IdempotencyTable")
+
+
+def create_table(dynamodb: Any, table_name: str, template: dict[str, Any], logical_id: str) -> None:
     """The table with the template's key schema, and TTL on the template's attribute."""
-    properties = template["Resources"]["ChallengeTable"]["Properties"]
+    properties = template["Resources"][logical_id]["Properties"]
     dynamodb.create_table(
         TableName=table_name,
         KeySchema=properties["KeySchema"],

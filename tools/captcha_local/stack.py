@@ -36,8 +36,16 @@ from samcli.local.apigw.local_apigw_service import LocalApigwService
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from captcha_local import sandbox
+from captcha_local.inbox import SubmissionInbox
 from captcha_local.lambda_runner import FunctionSpec, LogSink, ProcessLambdaRunner
-from captcha_local.resources import FUNCTIONS, TEMPLATE, create_challenge_table, create_secret, load_template
+from captcha_local.resources import (
+    FUNCTIONS,
+    TEMPLATE,
+    create_challenge_table,
+    create_idempotency_table,
+    create_secret,
+    load_template,
+)
 from captcha_local.terminal import RequestSink, RequestSummary, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
@@ -184,6 +192,7 @@ class LocalStack:
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
     on_request: RequestSink | None = None  # one summary per API request
     table_name: str = field(default="", init=False)  # as the functions' environment names it
+    inbox: SubmissionInbox | None = field(default=None, init=False)
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     @property
@@ -229,6 +238,7 @@ class LocalStack:
             cors = http_api_cors(stacks)  # before anything reads (and caches) the stack's resources
             specs = function_specs(stacks)
             self._create_resources(specs)
+            self._start_submissions(specs)
             if self.real is None:
                 self._serve("sandbox", sandbox.create_app())
             self._start_site()
@@ -284,6 +294,17 @@ class LocalStack:
                     self.credentials[provider].secret,
                 )
 
+    def _start_submissions(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """The idempotency table, and the bus with the template's rules feeding the demo's inbox."""
+        environment = next(iter(specs.values())).environment
+        template = load_template()
+        create_idempotency_table(self.aws_client("dynamodb"), environment["IDEMPOTENCY_TABLE_NAME"], template)
+        self.inbox = SubmissionInbox(
+            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client
+        )
+        self.inbox.create()
+        self._stops.append(self.inbox.start())
+
     def _serve(self, name: str, app: Any) -> BaseWSGIServer:
         server = make_server(self.host, getattr(self.ports, name), app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
@@ -301,7 +322,10 @@ class LocalStack:
             "explanations": EXPLANATIONS,
         }
         handler = partial(
-            SiteHandler, config_js=f"window.CAPTCHA_DEMO = {json.dumps(config)};\n", directory=str(SITE_DIR)
+            InboxSiteHandler,
+            config_js=f"window.CAPTCHA_DEMO = {json.dumps(config)};\n",
+            inbox=self.inbox,
+            directory=str(SITE_DIR),
         )
         server = ThreadingHTTPServer((self.host, self.ports.site), handler)
         server.daemon_threads = True
@@ -388,6 +412,26 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class InboxSiteHandler(SiteHandler):
+    """The site, plus /inbox.json: what the local bus delivered, for the demo page's inbox."""
+
+    def __init__(self, *args: Any, inbox: SubmissionInbox | None, **kwargs: Any) -> None:
+        self.inbox = inbox
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/inbox.json":
+            super().do_GET()
+            return
+        body = json.dumps(self.inbox.snapshot() if self.inbox else []).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def real_credentials(path: Path) -> dict[str, sandbox.Credentials]:

@@ -27,6 +27,8 @@ class ConfigurationError(ValueError):
 class Settings:
     challenge_table_name: str
     provider_secret_id: str
+    submission_bus_name: str
+    idempotency_table_name: str
     provider_verify_url: str | None = None
     expected_sitekey: str | None = None
     allowed_origins: frozenset[str] = frozenset()
@@ -36,8 +38,6 @@ class Settings:
     success_redirect_url: str | None = None
     failure_redirect_url: str | None = None
     friendly_api_version: FriendlyApiVersion = FriendlyApiVersion.V1
-    submission_bus_name: str | None = None
-    idempotency_table_name: str | None = None
     idempotency_window_seconds: int = 600
     honeypot_field: str = "_gotcha"
     required_fields: tuple[str, ...] = ()
@@ -72,8 +72,8 @@ class Settings:
             friendly_api_version=_choice(
                 env, "FRIENDLY_API_VERSION", FriendlyApiVersion, FriendlyApiVersion.V1
             ),
-            submission_bus_name=optional("SUBMISSION_BUS_NAME"),
-            idempotency_table_name=optional("IDEMPOTENCY_TABLE_NAME"),
+            submission_bus_name=required("SUBMISSION_BUS_NAME"),
+            idempotency_table_name=required("IDEMPOTENCY_TABLE_NAME"),
             idempotency_window_seconds=_number(env, "IDEMPOTENCY_WINDOW_SECONDS", 600, int, minimum=1),
             honeypot_field=optional("HONEYPOT_FIELD") or "_gotcha",
             required_fields=parse_names(env.get("REQUIRED_FIELDS", "")),

@@ -17,6 +17,8 @@ from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
+from captcha_verify.delivery import SubmissionBus
+from captcha_verify.idempotency import OnceStore
 from captcha_verify.providers import adapter_for
 from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
@@ -41,6 +43,8 @@ def build_handler(
     secrets: SecretStore | None = None,
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
+    bus: SubmissionBus | None = None,
+    once: OnceStore | None = None,
     clock: Callable[[], datetime] | None = None,
     rate_limiter: RateLimiter | None = None,
 ) -> Handler:
@@ -62,6 +66,8 @@ def build_handler(
         secrets=secrets or SecretStore(settings.provider_secret_id),
         transport=transport or Transport(adapter.retry_statuses),
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
+        once=once or OnceStore(settings.idempotency_table_name, settings.idempotency_window_seconds),
+        bus=bus or SubmissionBus(settings.submission_bus_name),
         logger=logger,
         metrics=metrics,
         rate_limiter=rate_limiter or RateLimiter.from_settings(settings, logger, metrics),

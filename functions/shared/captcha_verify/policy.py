@@ -14,6 +14,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     DEGRADED = "degraded"  # could not verify, accepted under the open policy
     FAILED = "failed"  # could not verify, refused under the closed policy
+    UNDELIVERED = "undelivered"  # verified (or degraded), but the bus did not take the submission
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,6 @@ def window_start(now: float) -> int:
     return int(now) // WINDOW_SECONDS * WINDOW_SECONDS
 
 
-def retry_after_seconds(now: float) -> int:
-    """Whole seconds until the client's current window ends (at least 1)."""
-    return max(1, window_start(now) + WINDOW_SECONDS - int(now))
-
-
 @dataclass
 class RateLimiter:
     """Counts a client's requests per minute; `check` raises RATE_LIMITED past the limit."""

@@ -101,7 +101,8 @@ def _quality(qualities: Mapping[str, float], media: str) -> float:
 
 
 def answer_headers(attempt: Attempt) -> dict[str, str]:
-    """ANSWER_HEADERS, and Retry-After (one counting window) on a rate-limited answer."""
+    """ANSWER_HEADERS, and Retry-After on a rate-limited answer: one whole counting window, so the
+    client's next try always lands in a fresh one."""
     if attempt.decision.error_code is ErrorCode.RATE_LIMITED:
         return {**ANSWER_HEADERS, "Retry-After": str(WINDOW_SECONDS)}
     return ANSWER_HEADERS
@@ -152,7 +153,7 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         return Response(status_code=303, headers={**answer_headers(attempt), "Location": target}, body="")
     decision = attempt.decision
     if decision.success:
-        title, text = "Thank you", "Your form was received."
+        title, text = "Thank you", "Your form was sent."
     else:
         code = decision.error_codes[0]
         title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"

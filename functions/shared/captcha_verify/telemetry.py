@@ -85,3 +85,28 @@ def report_record_failure(
         extra={"provider": attempt.provider, "request_id": attempt.request_id, "error": type(error).__name__},
     )
     metrics.add_metric(name=RECORD_WRITE_FAILED, unit=MetricUnit.Count, value=1)
+
+
+# Submission events: each leaves one log line (ids and reasons only, never a form value) and
+# one metric; SubmissionDeliveryFailed is alarmed.
+HONEYPOT_TRIPPED = "HoneypotTripped"
+SUBMISSION_DELIVERED = "SubmissionDelivered"
+SUBMISSION_DELIVERY_FAILED = "SubmissionDeliveryFailed"
+DUPLICATE_REQUEST = "DuplicateRequest"
+DUPLICATE_IN_FLIGHT = "DuplicateInFlight"
+IDEMPOTENCY_STORE_ERROR = "IdempotencyStoreError"
+
+
+def report_event(
+    logger: Logger,
+    metrics: EphemeralMetrics,
+    message: str,
+    metric: str,
+    *,
+    level: str = "info",
+    **fields: Any,
+) -> None:
+    getattr(logger, level)(
+        message, extra={name: value for name, value in fields.items() if value is not None}
+    )
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

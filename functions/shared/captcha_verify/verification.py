@@ -1,17 +1,30 @@
-"""One verification, end to end: cheap checks, secret, provider call, policy, record, telemetry."""
+"""One verification, end to end: cheap checks, idempotency, secret, provider call, policy, record,
+delivery of the submission, telemetry."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
+from captcha_verify.delivery import DeliveryFailed, SubmissionBus
+from captcha_verify.form_rules import check_form, honeypot_tripped
+from captcha_verify.idempotency import (
+    DELIVER_STEP,
+    VERIFY_STEP,
+    NotKept,
+    OnceStore,
+    StillInFlight,
+    StoreUnavailable,
+)
+from captcha_verify.kept import keep, restore
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type
 from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
@@ -19,7 +32,18 @@ from captcha_verify.providers import Adapter
 from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
-from captcha_verify.telemetry import report, report_record_failure
+from captcha_verify.submission import form_content, submission_detail, with_repeats
+from captcha_verify.telemetry import (
+    DUPLICATE_IN_FLIGHT,
+    DUPLICATE_REQUEST,
+    HONEYPOT_TRIPPED,
+    IDEMPOTENCY_STORE_ERROR,
+    SUBMISSION_DELIVERED,
+    SUBMISSION_DELIVERY_FAILED,
+    report,
+    report_event,
+    report_record_failure,
+)
 from captcha_verify.transport import ProviderUnreachable, Transport, call_budget
 
 
@@ -61,6 +85,8 @@ class Verifier:
     secrets: SecretStore
     transport: Transport
     challenge_log: ChallengeLog
+    once: OnceStore
+    bus: SubmissionBus
     logger: Logger
     metrics: EphemeralMetrics
     rate_limiter: RateLimiter
@@ -71,10 +97,16 @@ class Verifier:
         try:
             check_origin(inbound.origin, self.settings.allowed_origins)
             media = parse_media_type(inbound.headers.get("content-type"))
-            fields = parse_fields(decode_body(inbound.body, inbound.is_base64), media)
+            raw = decode_body(inbound.body, inbound.is_base64)
+            fields = parse_fields(raw, media)
+            form = with_repeats(fields, raw, media)
+            if honeypot_tripped(form, self.settings.honeypot_field):
+                return Result(self._honeypot(inbound), fields)
+            check_form(form, self.settings.required_fields)
             token = extract_token(fields, self.adapter.token_fields)
             self.adapter.check_token(token)
             self.rate_limiter.check(inbound.source_ip)
+            # Every check above is free of the token; everything below is keyed on it and may spend it.
         except RequestRejected as rejection:
             attempt = self._attempt(
                 inbound,
@@ -83,10 +115,130 @@ class Verifier:
             )
             report(attempt, self.logger, self.metrics)
             return Result(attempt, fields)
-        attempt = self._verify_token(inbound, token)
-        self._record(attempt)
-        report(attempt, self.logger, self.metrics)
+        key = {"provider": self.provider, "token_sha256": token_digest(token)}
+        attempt = self._verify_once(inbound, token, key)
+        if attempt.decision.success:
+            attempt = self._deliver_once(inbound, attempt, form, key)
         return Result(attempt, fields)
+
+    def _honeypot(self, inbound: Inbound) -> Attempt:
+        """A bot gets the answer a success gets, so it learns nothing; no token is spent and
+        nothing is delivered."""
+        self._note(
+            "honeypot tripped",
+            HONEYPOT_TRIPPED,
+            provider=self.provider,
+            request_id=inbound.request_id,
+            origin=inbound.origin,
+            field=self.settings.honeypot_field,
+        )
+        return self._attempt(inbound, Decision(Outcome.VERIFIED), ProviderAnswer.verified())
+
+    def _verify_once(self, inbound: Inbound, token: str, key: dict[str, str]) -> Attempt:
+        """The provider is asked once per token within the window; repeats get the first outcome.
+
+        A "could not verify" outcome is not kept (NotKept deletes the record), so a retry asks again.
+        """
+        fresh: list[Attempt] = []
+
+        def verify_now() -> dict[str, object]:
+            attempt = self._verify_token(inbound, token)
+            self._record(attempt)
+            report(attempt, self.logger, self.metrics)
+            fresh.append(attempt)
+            if attempt.decision.outcome is Outcome.FAILED:
+                raise NotKept(keep(attempt))
+            return keep(attempt)
+
+        ids = {
+            "provider": self.provider,
+            "request_id": inbound.request_id,
+            "token_sha256": key["token_sha256"],
+        }
+        try:
+            ran = self.once.run_once(VERIFY_STEP, key, verify_now, inbound.remaining_ms)
+        except NotKept:
+            return fresh[0]
+        except (StillInFlight, StoreUnavailable) as unsure:
+            # Honest and retryable: this request did not ask the provider, so it cannot say whether
+            # the token is good; the visitor's retry gets the first request's kept outcome.
+            in_flight = isinstance(unsure, StillInFlight)
+            self._note(
+                "twin request still verifying" if in_flight else "idempotency store unavailable",
+                DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
+                level="warning",
+                step=VERIFY_STEP,
+                **ids,
+            )
+            return self._attempt(
+                inbound,
+                Decision(Outcome.FAILED, ErrorCode.INTERNAL_ERROR),
+                ProviderAnswer.unverifiable(
+                    "twin request in flight" if in_flight else "idempotency store unavailable"
+                ),
+                token_sha256=key["token_sha256"],
+            )
+        if not ran.replayed:
+            return fresh[0]
+        self._note(
+            "repeat answered from idempotency record",
+            DUPLICATE_REQUEST,
+            step=VERIFY_STEP,
+            **ids,
+        )
+        return restore(
+            ran.value,
+            provider=self.provider,
+            created_at=self.clock(),
+            request_id=inbound.request_id,
+            origin=inbound.origin,
+            token_sha256=key["token_sha256"],
+        )
+
+    def _deliver_once(
+        self, inbound: Inbound, attempt: Attempt, form: Mapping[str, object], key: dict[str, str]
+    ) -> Attempt:
+        """One event per token. A failure is not kept, so the visitor's retry of the same request
+        (whose verification is kept) delivers it without a new token."""
+        excluded = (*self.adapter.token_fields, self.settings.honeypot_field)
+        detail = submission_detail(attempt, form_content(form, excluded))
+        ids = {
+            "provider": self.provider,
+            "request_id": inbound.request_id,
+            "submission_id": detail["submission_id"],
+            "token_sha256": key["token_sha256"],
+        }
+        try:
+            ran = self.once.run_once(
+                DELIVER_STEP, key, lambda: {"event_id": self.bus.put(detail)}, inbound.remaining_ms
+            )
+        except (StillInFlight, DeliveryFailed, StoreUnavailable) as failure:
+            # A twin still in flight may yet deliver, so it is not counted as a delivery failure;
+            # either way the visitor's retry gets the kept answer, or delivers.
+            in_flight = isinstance(failure, StillInFlight)
+            self._note(
+                "twin request still delivering" if in_flight else "submission not delivered",
+                DUPLICATE_IN_FLIGHT if in_flight else SUBMISSION_DELIVERY_FAILED,
+                level="warning" if in_flight else "error",
+                reason=failure.reason if isinstance(failure, DeliveryFailed) else type(failure).__name__,
+                **ids,
+            )
+            return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
+        if ran.replayed:
+            self._note(
+                "repeat answered from idempotency record",
+                DUPLICATE_REQUEST,
+                step=DELIVER_STEP,
+                **ids,
+            )
+        else:
+            self._note(
+                "submission delivered",
+                SUBMISSION_DELIVERED,
+                event_id=ran.value["event_id"],
+                **ids,
+            )
+        return attempt
 
     def _verify_token(self, inbound: Inbound, token: str) -> Attempt:
         answer, status, latency_ms = self._ask_provider(inbound, token)
@@ -140,6 +292,9 @@ class Verifier:
             origin=inbound.origin,
             **known,  # type: ignore[arg-type]
         )
+
+    def _note(self, message: str, metric: str, *, level: str = "info", **fields: Any) -> None:
+        report_event(self.logger, self.metrics, message, metric, level=level, **fields)
 
     def _record(self, attempt: Attempt) -> None:
         # The record is for review; losing it must never change what the user is told.

@@ -1,0 +1,83 @@
+"""The "Form Submission" event: what a verified form delivers, built from the parsed fields (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from captcha_verify.checks import GENERIC_TOKEN_FIELD
+from captcha_verify.parsing import BodyKind, MediaType
+from captcha_verify.records import Attempt, iso_millis, iso_seconds
+from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
+
+SOURCE = "captcha-verify"
+DETAIL_TYPE = "Form Submission"
+# submission_id = uuid5(namespace, provider + token digest): the same token always names the same
+# submission, so a consumer that sees a submission twice (EventBridge delivers at least once)
+# can tell it is a repeat.
+_SUBMISSION_NAMESPACE = uuid.UUID("6f1c3f0e-52a4-4b8e-9a51-0c2f5b7d9e11")
+
+FormValue = str | int | float | bool | list[str]
+
+
+def submission_id(provider: str, token_sha256: str) -> str:
+    return str(uuid.uuid5(_SUBMISSION_NAMESPACE, f"{provider}:{token_sha256}"))
+
+
+def with_repeats(fields: Mapping[str, object], raw: bytes, media: MediaType) -> dict[str, object]:
+    """The fields with a repeated name as a list of its values (checkboxes, multiple selects).
+
+    parsing.py keeps the first value of a repeated name, which is what the token lookup needs;
+    a url-encoded body is read again here for the others (the standard library's own parser,
+    linear in the already size-checked body). JSON bodies carry lists as they are. Repeated
+    names in multipart bodies keep their first value: re-parsing multipart here would bypass the
+    bounds of the multipart parser.
+    """
+    if media.kind is not BodyKind.FORM:
+        return dict(fields)
+    values: dict[str, list[str]] = {}
+    for name, value in parse_qsl(raw.decode("utf-8"), keep_blank_values=True):
+        values.setdefault(name, []).append(value)
+    return {name: found[0] if len(found) == 1 else found for name, found in values.items()}
+
+
+def form_content(fields: Mapping[str, object], excluded: Iterable[str]) -> dict[str, FormValue]:
+    """Every text field a visitor filled, less the token, redirect and honeypot fields.
+
+    JSON scalars keep their type, lists keep their text items; objects (and anything nested)
+    are not text fields and are left out.
+    """
+    skip = {*excluded, GENERIC_TOKEN_FIELD, SUCCESS_URL_FIELD, FAILURE_URL_FIELD}
+    form: dict[str, FormValue] = {}
+    for name, value in fields.items():
+        if name in skip:
+            continue
+        if isinstance(value, str | int | float | bool):
+            form[name] = value
+        elif isinstance(value, list):
+            form[name] = [item for item in value if isinstance(item, str)]
+    return form
+
+
+def submission_detail(attempt: Attempt, form: Mapping[str, FormValue]) -> dict[str, Any]:
+    """The event detail of design.md for a successful attempt (verified or degraded)."""
+    answer = attempt.answer
+    token_sha256 = attempt.token_sha256 or ""
+    return {
+        "submission_id": submission_id(attempt.provider, token_sha256),
+        "provider": attempt.provider,
+        "received_at": iso_millis(attempt.created_at),
+        "origin": attempt.origin,
+        "request_id": attempt.request_id,
+        "form": dict(form),
+        "verification": {
+            "degraded": attempt.decision.degraded,
+            "challenge_ts": iso_seconds(answer.challenge_ts) if answer.challenge_ts else None,
+            "sitekey": answer.sitekey,
+            "solve_time_ms": answer.solve_time_ms,
+            "interactive": answer.interactive,
+            "token_sha256": token_sha256,
+        },
+    }

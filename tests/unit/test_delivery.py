@@ -1,0 +1,422 @@
+"""Submissions delivered exactly once: the event, the spam controls, idempotency, delivery failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+from captcha_verify.delivery import SubmissionBus
+from captcha_verify.providers import PROVIDERS
+from captcha_verify.submission import submission_id
+from conftest import BUS, HandlerFactory, delivered, table_items
+from support import (
+    ScriptedProvider,
+    emf_metrics,
+    event_token,
+    load_event,
+    log_records,
+    with_body,
+)
+from test_handler import SECRETS, SITEKEY, success_body
+
+BYEBOT_TOKEN = "bb_tok_4e1f9a7c2d6b8e03f5a1c9d7e2b4f6a8"
+BOUNDARY = "----FormBoundaryQ1w2E3r4"
+
+
+def body_of(response: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(response["body"])
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def byebot_detail(form: dict[str, Any], request_id: str = "evt-byebot-0001") -> dict[str, Any]:
+    """The exact detail a verified ByeBot token of BYEBOT_TOKEN delivers (metadata of success_body)."""
+    return {
+        "submission_id": submission_id("byebot", digest(BYEBOT_TOKEN)),
+        "provider": "byebot",
+        "received_at": "2026-11-21T10:00:05.250Z",
+        "origin": "https://www.example.com",
+        "request_id": request_id,
+        "form": form,
+        "verification": {
+            "degraded": False,
+            "challenge_ts": "2026-11-21T10:00:02Z",
+            "sitekey": SITEKEY,
+            "solve_time_ms": 2340,
+            "interactive": False,
+            "token_sha256": digest(BYEBOT_TOKEN),
+        },
+    }
+
+
+def form_event(fields: list[tuple[str, str]], **headers: str) -> dict[str, Any]:
+    event = load_event("byebot", "form-post", **headers)
+    return with_body(event, urlencode(fields))
+
+
+def multipart_event(parts: list[tuple[str, ...]]) -> dict[str, Any]:
+    """Text parts (name, value) and file parts (name, content, filename)."""
+    lines = []
+    for name, value, *filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename[0]}"' if filename else "")
+        lines += [f"--{BOUNDARY}", f"Content-Disposition: {disposition}", "", value]
+    body = "\r\n".join([*lines, f"--{BOUNDARY}--", ""])
+    event = load_event("byebot", "fetch-json", content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    return with_body(event, body, base64_encoded=True)
+
+
+def json_event(fields: dict[str, Any]) -> dict[str, Any]:
+    return with_body(load_event("byebot", "fetch-json"), json.dumps(fields))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_delivers_one_event_with_the_exact_detail(
+    provider: str,
+    make_handler: HandlerFactory,
+    provider_server: ScriptedProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    invoke = make_handler(provider, SECRETS[provider])
+    provider_server.answer(200, success_body(provider))
+    event = load_event(provider, "fetch-json")
+
+    response = invoke(event)
+
+    assert response["statusCode"] == 200
+    answer = body_of(response)
+    [event_out] = delivered()
+    assert event_out["source"] == "captcha-verify" and event_out["detail-type"] == "Form Submission"
+    token = event_token(event, provider)
+    assert event_out["detail"] == {
+        "submission_id": submission_id(provider, digest(token)),
+        "provider": provider,
+        "received_at": "2026-11-21T10:00:05.250Z",
+        "origin": "https://www.example.com",
+        "request_id": event["requestContext"]["requestId"],
+        "form": {"email": "ada@example.com"},
+        "verification": {
+            "degraded": False,
+            "challenge_ts": answer["challenge_ts"],
+            "sitekey": answer["sitekey"],
+            "solve_time_ms": answer["solve_time_ms"],
+            "interactive": answer["interactive"],
+            "token_sha256": digest(token),
+        },
+    }
+    assert emf_metrics(capsys.readouterr().out)["SubmissionDelivered"] == [1]
+
+
+def test_byebot_detail_carries_the_provider_metadata(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"))
+    invoke(load_event("byebot", "fetch-json"))
+    assert [e["detail"] for e in delivered()] == [byebot_detail({"email": "ada@example.com"})]
+
+
+@pytest.mark.parametrize(
+    ("event", "form"),
+    [
+        pytest.param(
+            form_event(
+                [
+                    ("email", "ann@example.org"),
+                    ("topics", "a"),
+                    ("message", "Hello"),
+                    ("topics", "b"),
+                    ("byebot-token", BYEBOT_TOKEN),
+                    ("success_url", "https://www.example.com/thanks"),
+                    ("failure_url", "https://www.example.com/oops"),
+                    ("_gotcha", ""),
+                    ("blank", ""),
+                ],
+                accept="application/json",
+            ),
+            {"email": "ann@example.org", "topics": ["a", "b"], "message": "Hello", "blank": ""},
+            id="form",
+        ),
+        pytest.param(
+            multipart_event(
+                [
+                    ("email", "ann@example.org"),
+                    ("message", "Hello\r\nsecond line"),
+                    ("byebot-token", BYEBOT_TOKEN),
+                    ("attachment", "file bytes", "notes.txt"),
+                    ("_gotcha", ""),
+                ]
+            ),
+            {"email": "ann@example.org", "message": "Hello\r\nsecond line"},
+            id="multipart",
+        ),
+        pytest.param(
+            json_event(
+                {
+                    "email": "ann@example.org",
+                    "topics": ["a", "b"],
+                    "count": 3,
+                    "subscribe": True,
+                    "nested": {"ignored": "object"},
+                    "token": BYEBOT_TOKEN,
+                    "byebot-token": "",
+                }
+            ),
+            {"email": "ann@example.org", "topics": ["a", "b"], "count": 3, "subscribe": True},
+            id="json",
+        ),
+    ],
+)
+def test_form_content_for_each_body_kind(
+    event: dict[str, Any],
+    form: dict[str, Any],
+    make_handler: HandlerFactory,
+    provider_server: ScriptedProvider,
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"))
+    assert invoke(event)["statusCode"] == 200
+    assert [e["detail"] for e in delivered()] == [byebot_detail(form)]
+
+
+def test_rejected_token_delivers_nothing(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(400, "")
+    assert invoke(load_event("byebot", "fetch-json"))["statusCode"] == 400
+    assert delivered() == []
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        (load_event("byebot", "missing-token"), "missing-input-response"),
+        (load_event("byebot", "disallowed-origin"), "origin-not-allowed"),
+        (json_event({"byebot-token": BYEBOT_TOKEN, "message": "no email"}), "invalid-form"),
+        (json_event({"byebot-token": BYEBOT_TOKEN, "email": "  "}), "invalid-form"),
+        (json_event({"byebot-token": BYEBOT_TOKEN, "email": "a@b.c", "topics": ["x"] * 51}), "invalid-form"),
+        (json_event({"byebot-token": BYEBOT_TOKEN, "email": "a@b.c", "n" * 101: "x"}), "invalid-form"),
+    ],
+    ids=["no-token", "origin", "required-missing", "required-blank", "repeated-too-often", "long-name"],
+)
+def test_cheap_check_failures_spend_no_token_and_deliver_nothing(
+    event: dict[str, Any],
+    code: str,
+    make_handler: HandlerFactory,
+    provider_server: ScriptedProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    invoke = make_handler(
+        "byebot",
+        SECRETS["byebot"],
+        required_fields=("email",),
+        allowed_origins=frozenset({"https://www.example.com"}),
+    )
+    response = invoke(event)
+    assert body_of(response)["error-codes"] == [code]
+    assert provider_server.received == [] and delivered() == [] and table_items() == []
+    assert "no email" not in capsys.readouterr().out
+
+
+def test_honeypot_is_answered_as_a_success_without_provider_or_delivery(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"], success_redirect_url="https://www.example.com/thanks")
+    fields = [
+        ("email", "bot@spam.example"),
+        ("_gotcha", "http://spam.example"),
+        ("byebot-token", BYEBOT_TOKEN),
+    ]
+
+    json_answer = invoke(form_event(fields, accept="application/json"))
+    html_answer = invoke(form_event(fields, accept="text/html"))
+
+    assert json_answer["statusCode"] == 200
+    assert body_of(json_answer)["success"] is True and body_of(json_answer)["error-codes"] == []
+    assert (
+        html_answer["statusCode"] == 303
+        and html_answer["headers"]["Location"] == "https://www.example.com/thanks"
+    )
+    assert provider_server.received == [] and delivered() == [] and table_items() == []
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["HoneypotTripped"] == [1, 1]
+    assert [r["message"] for r in log_records(out)].count("honeypot tripped") == 2
+    assert "spam.example" not in out
+
+
+def test_double_submit_gets_the_first_answer_and_delivers_once(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"], success_redirect_url="https://www.example.com/thanks")
+    provider_server.answer(200, success_body("byebot"))
+    fields = [("email", "ann@example.org"), ("byebot-token", BYEBOT_TOKEN)]
+
+    first, second = (
+        invoke(form_event(fields, accept="text/html")),
+        invoke(form_event(fields, accept="text/html")),
+    )
+    fetch_first, fetch_retry = (
+        invoke(json_event({"email": "a@b.c", "byebot-token": BYEBOT_TOKEN})),
+        invoke(json_event({"email": "a@b.c", "byebot-token": BYEBOT_TOKEN})),
+    )
+
+    assert first == second and first["statusCode"] == 303
+    assert fetch_first == fetch_retry and body_of(fetch_first)["success"] is True
+    assert body_of(fetch_first)["sitekey"] == SITEKEY  # the first verification's metadata, replayed
+    assert len(provider_server.received) == 1 and len(delivered()) == 1
+    assert emf_metrics(capsys.readouterr().out)["DuplicateRequest"] == [1] * 6  # both steps, three repeats
+
+
+def wait_until_in_flight(provider_server: ScriptedProvider, seconds: float = 10) -> None:
+    """Until the first request is waiting for the provider (bounded)."""
+    deadline = time.monotonic() + seconds
+    while not provider_server.received:
+        assert time.monotonic() < deadline, "the first request never reached the provider"
+        time.sleep(0.02)
+
+
+def test_in_flight_duplicate_waits_for_the_first_answer_and_delivers_once(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    # Two Lambda execution environments (one request at a time each, as in Lambda), one table.
+    first, second = make_handler("byebot", SECRETS["byebot"]), make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"), delay=1.0)
+    responses: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: responses.append(first(load_event("byebot", "fetch-json"))))
+    thread.start()
+    wait_until_in_flight(provider_server)
+
+    responses.append(second(load_event("byebot", "fetch-json")))
+    thread.join(timeout=15)
+
+    assert len(responses) == 2 and responses[0] == responses[1]
+    assert responses[0]["statusCode"] == 200 and body_of(responses[0])["success"] is True
+    assert len(provider_server.received) == 1 and len(delivered()) == 1
+
+
+def test_in_flight_duplicate_at_the_bound_answers_a_retryable_error_then_the_first_answer(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    patient = make_handler("byebot", SECRETS["byebot"])
+    hurried = make_handler("byebot", SECRETS["byebot"], remaining_ms=1_300)  # waits 0.3 s at most
+    provider_server.answer(200, success_body("byebot"), delay=1.2)
+    first: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: first.append(patient(load_event("byebot", "fetch-json"))))
+    thread.start()
+    wait_until_in_flight(provider_server)
+
+    impatient = hurried(load_event("byebot", "fetch-json"))
+    thread.join(timeout=15)
+
+    # Not a false timeout-or-duplicate: "could not be checked right now, try again", which a retry honours.
+    assert impatient["statusCode"] == 502 and body_of(impatient)["error-codes"] == ["internal-error"]
+    assert first[0]["statusCode"] == 200
+    assert patient(load_event("byebot", "fetch-json")) == first[0]
+    assert len(provider_server.received) == 1 and len(delivered()) == 1
+    assert "DuplicateInFlight" in emf_metrics(capsys.readouterr().out)
+
+
+def test_could_not_verify_is_not_kept_so_a_retry_asks_again(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(503, "down")
+    provider_server.answer(200, success_body("byebot"))
+
+    assert body_of(invoke(load_event("byebot", "fetch-json")))["error-codes"] == ["internal-error"]
+    assert delivered() == []
+    assert invoke(load_event("byebot", "fetch-json"))["statusCode"] == 200
+    assert len(provider_server.received) == 2 and len(delivered()) == 1
+
+
+class FlakyEvents:
+    """EventBridge as moto has it, after scripted failures (an exception or a failed entry)."""
+
+    def __init__(self, *failures: Exception | dict[str, Any]) -> None:
+        self.failures = list(failures)
+        self.real = boto3.client("events")
+
+    def put_events(self, **request: Any) -> dict[str, Any]:
+        if self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        return self.real.put_events(**request)
+
+
+FAILED_ENTRY = {
+    "FailedEntryCount": 1,
+    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+}
+
+
+@pytest.mark.parametrize(
+    "failure", [ConnectionError("bus unreachable"), FAILED_ENTRY], ids=["exception", "failed-entry"]
+)
+def test_delivery_failure_answers_503_and_the_retry_delivers_without_a_new_token(
+    failure: Exception | dict[str, Any],
+    make_handler: HandlerFactory,
+    provider_server: ScriptedProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bus = SubmissionBus(BUS, events=FlakyEvents(failure))
+    invoke = make_handler("byebot", SECRETS["byebot"], bus=bus)
+    provider_server.answer(200, success_body("byebot"))
+    event = form_event([("email", "ann@example.org"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
+
+    failed = invoke(event)
+    assert failed["statusCode"] == 503 and "Please send it again" in failed["body"]
+    assert "delivery-failed" in failed["body"] and delivered() == []
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["SubmissionDeliveryFailed"] == [1]
+    assert "ann@example.org" not in out
+
+    retried = invoke(event)
+    assert retried["statusCode"] == 200 and "Your form was sent." in retried["body"]
+    assert len(provider_server.received) == 1  # the token was not asked for again
+    assert [e["detail"]["form"] for e in delivered()] == [{"email": "ann@example.org"}]
+    assert invoke(event) == retried and delivered() == []
+
+
+def test_delivery_failure_json_answer(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler(
+        "byebot", SECRETS["byebot"], bus=SubmissionBus(BUS, events=FlakyEvents(FAILED_ENTRY))
+    )
+    provider_server.answer(200, success_body("byebot"))
+    body = body_of(invoke(load_event("byebot", "fetch-json")))
+    assert body["success"] is False and body["error-codes"] == ["delivery-failed"]
+
+
+def test_logs_carry_no_form_value_secret_or_raw_token(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler(
+        "byebot", SECRETS["byebot"], bus=SubmissionBus(BUS, events=FlakyEvents(FAILED_ENTRY))
+    )
+    provider_server.answer(200, success_body("byebot"))
+    event = json_event(
+        {"email": "private@example.org", "message": "my secret plan", "byebot-token": BYEBOT_TOKEN}
+    )
+    invoke(event)
+    invoke(event)
+    invoke(event)
+    out = capsys.readouterr()
+    records = log_records(out.out)
+    assert {
+        "submission not delivered",
+        "submission delivered",
+        "repeat answered from idempotency record",
+    } <= {r["message"] for r in records}
+    for forbidden in ("private@example.org", "my secret plan", BYEBOT_TOKEN, SECRETS["byebot"]):
+        assert forbidden not in out.out + out.err

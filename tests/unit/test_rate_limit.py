@@ -1,0 +1,126 @@
+"""Issue 8: the per-client rate limit, through the real handler (moto in process)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from captcha_local.resources import create_table, load_template
+from captcha_verify.aws_clients import bounded_config
+from captcha_verify.rate_limit import RateLimiter, client_key, window_start
+from conftest import HandlerFactory
+from support import ScriptedProvider, emf_metrics, load_event, log_records
+from test_handler import SECRETS, SOURCE_IP, body_of, success_body
+
+RATE_TABLE = "rate-limit-test"
+KEY_SECRET = "test/rate-limit-key"
+KEY = "k" * 64
+
+
+@pytest.fixture
+def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
+    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
+    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
+
+    def factory(provider: str, limit: int, **settings: Any):
+        wiring = {"rate_limit_table_name": RATE_TABLE, "rate_limit_key_secret_id": KEY_SECRET, **settings}
+        return make_handler(provider, SECRETS[provider], client_rate_limit_per_minute=limit, **wiring)
+
+    return factory
+
+
+def from_ip(ip: str) -> dict[str, Any]:
+    event = load_event("byebot", "fetch-json")
+    event["requestContext"]["http"]["sourceIp"] = ip
+    return event
+
+
+def test_a_client_over_its_limit_gets_429_with_retry_after_and_no_provider_call(
+    rate_limited: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = rate_limited("byebot", 2)
+    for _ in range(2):
+        provider_server.answer(200, success_body("byebot"))
+        assert invoke(from_ip(SOURCE_IP))["statusCode"] == 200
+    limited = invoke(from_ip(SOURCE_IP))
+    assert limited["statusCode"] == 429 and body_of(limited)["error-codes"] == ["rate-limited"]
+    assert limited["headers"]["Retry-After"] == "60"  # at most one window away
+    assert len(provider_server.received) == 2  # the third request cost no provider call
+    provider_server.answer(200, success_body("byebot"))
+    assert invoke(from_ip("203.0.113.9"))["statusCode"] == 200  # another client is not affected
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["RateLimited"] == [1.0]
+
+
+def test_the_counter_stores_only_a_keyed_hash_of_the_ip(
+    rate_limited: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = rate_limited("byebot", 5)
+    provider_server.answer(200, success_body("byebot"))
+    invoke(from_ip(SOURCE_IP))
+    [item] = boto3.client("dynamodb").scan(TableName=RATE_TABLE)["Items"]
+    assert SOURCE_IP not in json.dumps(item)
+    digest, start = item["pk"]["S"].split("#")
+    assert digest == client_key(SOURCE_IP, KEY.encode()) and int(start) % 60 == 0
+    assert item["hits"] == {"N": "1"} and int(item["expires_at"]["N"]) > int(start) + 60
+
+
+def test_zero_turns_the_limit_off(rate_limited: HandlerFactory, provider_server: ScriptedProvider) -> None:
+    invoke = rate_limited("byebot", 0)
+    for _ in range(3):
+        provider_server.answer(200, success_body("byebot"))
+        assert invoke(from_ip(SOURCE_IP))["statusCode"] == 200
+    assert boto3.client("dynamodb").scan(TableName=RATE_TABLE)["Items"] == []
+
+
+def test_a_cheap_check_failure_is_answered_before_the_counter(
+    rate_limited: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = rate_limited("byebot", 1)
+    for _ in range(3):
+        event = load_event("byebot", "missing-token")
+        assert body_of(invoke(event))["error-codes"] == ["missing-input-response"]
+    assert boto3.client("dynamodb").scan(TableName=RATE_TABLE)["Items"] == []
+
+
+@pytest.mark.parametrize("fault", ["ThrottlingException", "ProvisionedThroughputExceededException"])
+def test_the_limiter_fails_open_when_dynamodb_fails(
+    fault: str, aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aws_lambda_powertools import Logger, Metrics
+    from captcha_verify.secret_store import SecretStore
+
+    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
+    dynamodb = boto3.client("dynamodb", config=bounded_config())
+    stubber = Stubber(dynamodb)
+    for _ in range(2):  # two attempts: the bounded client retries once
+        stubber.add_client_error("update_item", service_error_code=fault, http_status_code=400)
+    stubber.activate()
+    metrics = Metrics(namespace="CaptchaVerifyTest", service=f"rate-limit-{fault}")
+    limiter = RateLimiter(
+        1, RATE_TABLE, SecretStore(KEY_SECRET), Logger(service=f"rate-limit-{fault}"), metrics, dynamodb
+    )
+    limiter.check(SOURCE_IP)  # no exception: the visitor goes on
+    metrics.flush_metrics()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert emf_metrics(text)["RateLimitUnavailable"] == [1.0]
+    assert any(r.get("message") == "rate limit not checked" for r in log_records(text))
+    assert SOURCE_IP not in text
+
+
+def test_the_limiter_fails_open_when_the_key_is_missing(
+    rate_limited: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = rate_limited("byebot", 1, rate_limit_key_secret_id="test/no-such-key")
+    for _ in range(3):
+        provider_server.answer(200, success_body("byebot"))
+        assert invoke(from_ip(SOURCE_IP))["statusCode"] == 200
+
+
+@pytest.mark.parametrize(("now", "start"), [(120.0, 120), (179.5, 120), (180.0, 180)])
+def test_fixed_minute_windows(now: float, start: int) -> None:
+    assert window_start(now) == start
