@@ -642,6 +642,7 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "Function",
             "LogGroup",
             "DegradedAcceptanceAlarm",
+            "SubmissionDeliveryFailedAlarm",
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
@@ -731,13 +732,18 @@ def test_alarms_notify_the_topic(resources) -> None:
     alarms = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     expected = {
         "ApiServerErrorAlarm",
-        "SubmissionDeliveryFailedAlarm",
         "NotificationDeadLetterAlarm",
         "WebhookDeadLetterAlarm",
     } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
-        for kind in ("DegradedAcceptance", "ProviderErrorRate", "FunctionErrors", "FunctionThrottles")
+        for kind in (
+            "DegradedAcceptance",
+            "SubmissionDeliveryFailed",
+            "ProviderErrorRate",
+            "FunctionErrors",
+            "FunctionThrottles",
+        )
     }
     assert set(alarms) == expected
     for lid, alarm in alarms.items():
