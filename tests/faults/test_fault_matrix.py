@@ -23,7 +23,7 @@ from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
 from captcha_verify.records import ChallengeLog
 from captcha_verify.secret_store import SecretStore
-from conftest import NOW, TABLE, HandlerFactory
+from conftest import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory
 from support import FakeContext, RawServer, ScriptedProvider, emf_metrics, load_event, read_request
 from unit.test_handler import SECRETS, body_of, success_body
 
@@ -140,6 +140,8 @@ def handler_with(
         settings = Settings(
             challenge_table_name=TABLE,
             provider_secret_id="test/byebot",
+            submission_bus_name=BUS,
+            idempotency_table_name=IDEMPOTENCY_TABLE,
             provider_verify_url=provider_server.url,
         )
         handler = build_handler(

@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
+from captcha_verify.idempotency import Ran
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, OutboundCall
 from captcha_verify.transport import ProviderReply
@@ -94,6 +95,22 @@ class FakeLog:
         self.items.append(item)
 
 
+class FakeOnce:
+    """Every step runs, none is replayed: idempotency has its own tests."""
+
+    def run_once(self, step: str, key: dict[str, str], work: Any, remaining_ms: int | None) -> Ran:
+        return Ran(work(), replayed=False)
+
+
+@dataclass
+class FakeBus:
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def put(self, detail: dict[str, Any]) -> str:
+        self.details.append(detail)
+        return f"evt-{len(self.details)}"
+
+
 @dataclass
 class Rig:
     provider: str
@@ -101,6 +118,7 @@ class Rig:
     secrets: FakeSecrets
     transport: FakeTransport
     log: FakeLog
+    bus: FakeBus
     output: io.StringIO
 
 
@@ -126,16 +144,24 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
                 settings = Settings(
                     challenge_table_name="t",
                     provider_secret_id="s",
+                    submission_bus_name="b",
+                    idempotency_table_name="i",
                     allowed_origins=frozenset({ALLOWED}),
                     failure_policy=policy,
                     success_redirect_url=CONFIGURED[0] if policy is FailurePolicy.OPEN else None,
                     failure_redirect_url=CONFIGURED[1] if policy is FailurePolicy.OPEN else None,
                 )
-                secrets, transport, log = FakeSecrets(), FakeTransport(), FakeLog()
+                secrets, transport, log, bus = FakeSecrets(), FakeTransport(), FakeLog(), FakeBus()
                 handler = build_handler(
-                    provider, settings=settings, secrets=secrets, transport=transport, challenge_log=log
-                )  # type: ignore[arg-type]
-                built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, output)
+                    provider,
+                    settings=settings,
+                    secrets=secrets,  # type: ignore[arg-type]
+                    transport=transport,  # type: ignore[arg-type]
+                    challenge_log=log,  # type: ignore[arg-type]
+                    bus=bus,  # type: ignore[arg-type]
+                    once=FakeOnce(),  # type: ignore[arg-type]
+                )
+                built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, bus, output)
     yield built
     if STATS.examples:
         print(
