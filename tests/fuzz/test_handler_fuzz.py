@@ -59,6 +59,7 @@ CHEAP_ONLY = {
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ErrorCode.MISSING_INPUT_RESPONSE,
+    ErrorCode.INVALID_FORM,  # a field limit or a required field: checked before the token is spent
 }
 CPU_CEILING_SECONDS = 0.25
 TOKEN_FIELDS = ["captchacat-token", "byebot-token", "swetrix-captcha-response", "ycaptcha-response"]
