@@ -16,7 +16,7 @@ import json
 import os
 import string
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from captcha_verify.config import FailurePolicy, Settings
-from captcha_verify.delivery import SubmissionBus
 from captcha_verify.entrypoint import build_handler
-from captcha_verify.idempotency import Kept, OnceStore, Ran
+from captcha_verify.idempotency import Ran
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, OutboundCall
 from captcha_verify.transport import ProviderReply
@@ -96,20 +95,20 @@ class FakeLog:
         self.items.append(item)
 
 
-class FakeOnce(OnceStore):
-    """Every request runs its steps: a fuzzed input is judged on its own, never as a repeat."""
+class FakeOnce:
+    """Every step runs, none is replayed: idempotency has its own tests."""
 
-    def run_once(self, step: str, key: dict[str, str], work: Callable[[], Kept], *_: Any, **__: Any) -> Ran:
+    def run_once(self, step: str, key: dict[str, str], work: Any, remaining_ms: int | None) -> Ran:
         return Ran(work(), replayed=False)
 
 
 @dataclass
-class FakeBus(SubmissionBus):
-    sent: list[dict[str, Any]] = field(default_factory=list)
+class FakeBus:
+    details: list[dict[str, Any]] = field(default_factory=list)
 
     def put(self, detail: dict[str, Any]) -> str:
-        self.sent.append(detail)
-        return f"event-{len(self.sent)}"
+        self.details.append(detail)
+        return f"evt-{len(self.details)}"
 
 
 @dataclass
@@ -119,6 +118,7 @@ class Rig:
     secrets: FakeSecrets
     transport: FakeTransport
     log: FakeLog
+    bus: FakeBus
     output: io.StringIO
 
 
@@ -151,17 +151,17 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
                     success_redirect_url=CONFIGURED[0] if policy is FailurePolicy.OPEN else None,
                     failure_redirect_url=CONFIGURED[1] if policy is FailurePolicy.OPEN else None,
                 )
-                secrets, transport, log = FakeSecrets(), FakeTransport(), FakeLog()
+                secrets, transport, log, bus = FakeSecrets(), FakeTransport(), FakeLog(), FakeBus()
                 handler = build_handler(
                     provider,
                     settings=settings,
                     secrets=secrets,  # type: ignore[arg-type]
                     transport=transport,  # type: ignore[arg-type]
                     challenge_log=log,  # type: ignore[arg-type]
-                    once=FakeOnce("i", 600),
-                    bus=FakeBus("b"),
+                    bus=bus,  # type: ignore[arg-type]
+                    once=FakeOnce(),  # type: ignore[arg-type]
                 )
-                built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, output)
+                built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, bus, output)
     yield built
     if STATS.examples:
         print(

@@ -170,13 +170,15 @@ def test_webhook_consumer_is_an_api_destination_invoked_by_its_own_role(transfor
     ]
 
 
-def test_delivery_failure_alarm_sums_every_provider(transformed) -> None:
-    alarm = transformed["SubmissionDeliveryFailedAlarm"]["Properties"]
-    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
-    assert set(stats) == set(PROVIDERS)
-    for provider, metric in stats.items():
-        assert metric["MetricName"] == SUBMISSION_DELIVERY_FAILED
-        assert {"Name": "provider", "Value": provider} in metric["Dimensions"]
-    [total] = [m for m in alarm["Metrics"] if m.get("ReturnData")]
-    assert total["Expression"] == f"SUM([{', '.join(PROVIDERS)}])"
-    assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+def test_each_provider_has_a_delivery_failure_alarm(transformed) -> None:
+    for provider, prefix in PROVIDERS.items():
+        alarm = transformed[f"{prefix}SubmissionDeliveryFailedAlarm"]["Properties"]
+        assert alarm["MetricName"] == SUBMISSION_DELIVERY_FAILED
+        assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+        assert alarm["Dimensions"] == [
+            {"Name": "service", "Value": "captcha-verify"},
+            {"Name": "provider", "Value": provider},
+        ]
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from samcli.lib.cfn_language_extensions.api import IntrinsicResolverProcessor
 from samcli.lib.cfn_language_extensions.models import ResolutionMode, TemplateProcessingContext
 from samcli.lib.cfn_language_extensions.pipeline import ProcessingPipeline
@@ -132,8 +135,10 @@ def _tool_env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], timeout: int, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = _tool_env()
+def _run(
+    args: list[str], timeout: int, cwd: Path = ROOT, env_overrides: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = _tool_env() | (env_overrides or {})
     exe = shutil.which(args[0], path=env["PATH"])
     if exe is None:
         pytest.fail(f"{args[0]} not found on PATH {env['PATH']}")
@@ -315,6 +320,64 @@ def test_sam_build_builds_every_function_and_the_layer(tmp_path: Path) -> None:
     for stray in ("boto3", "botocore", "s3transfer", "dateutil"):
         assert not (layer_python / stray).exists(), f"{stray} must not be in the layer"
     _assert_unchecked_hash_bytecode(layer_python)
+    _assert_packaged_code_is_mapped_per_provider(build_dir, tmp_path)
+
+
+def _assert_packaged_code_is_mapped_per_provider(build_dir: Path, tmp_path: Path) -> None:
+    """sam package (which sam deploy runs) uploads each provider's code and keeps the Fn::ForEach,
+    mapping every provider to its object; expanded as CloudFormation will, each function's
+    CodeUri is an object that was uploaded. S3 is a moto server on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
+        )
+        s3.create_bucket(Bucket="artifacts")
+        packaged_path = tmp_path / "packaged.yaml"
+        result, _ = _run(
+            [
+                "sam",
+                "package",
+                "--language-extensions",
+                "--template-file",
+                str(build_dir / "template.yaml"),
+                "--s3-bucket",
+                "artifacts",
+                "--output-template-file",
+                str(packaged_path),
+                "--region",
+                "us-east-1",
+            ],
+            timeout=300,
+            cwd=tmp_path,
+            env_overrides={
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "t",
+                "AWS_SECRET_ACCESS_KEY": "t",
+            },
+        )
+        assert result.returncode == 0, _output(result)
+        raw = yaml_parse(packaged_path.read_text(encoding="utf-8"))
+        assert any(key.startswith("Fn::ForEach::") for key in raw["Resources"])
+        packaged = expand_language_extensions(raw)
+        uploaded = {item["Key"] for item in s3.list_objects_v2(Bucket="artifacts")["Contents"]}
+        for prefix in PROVIDERS.values():
+            code = packaged["Resources"][f"{prefix}Function"]["Properties"]["CodeUri"]
+            assert isinstance(code, str) and code.startswith("s3://artifacts/"), (prefix, code)
+            assert code.removeprefix("s3://artifacts/") in uploaded, prefix
+        codes = {packaged["Resources"][f"{p}Function"]["Properties"]["CodeUri"] for p in PROVIDERS.values()}
+        assert len(codes) == len(PROVIDERS), "each provider has its own code"
+    finally:
+        server.stop()
 
 
 def _assert_unchecked_hash_bytecode(tree: Path) -> None:
@@ -579,6 +642,7 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "Function",
             "LogGroup",
             "DegradedAcceptanceAlarm",
+            "SubmissionDeliveryFailedAlarm",
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
@@ -668,13 +732,18 @@ def test_alarms_notify_the_topic(resources) -> None:
     alarms = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     expected = {
         "ApiServerErrorAlarm",
-        "SubmissionDeliveryFailedAlarm",
         "NotificationDeadLetterAlarm",
         "WebhookDeadLetterAlarm",
     } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
-        for kind in ("DegradedAcceptance", "ProviderErrorRate", "FunctionErrors", "FunctionThrottles")
+        for kind in (
+            "DegradedAcceptance",
+            "SubmissionDeliveryFailed",
+            "ProviderErrorRate",
+            "FunctionErrors",
+            "FunctionThrottles",
+        )
     }
     assert set(alarms) == expected
     for lid, alarm in alarms.items():

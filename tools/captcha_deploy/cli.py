@@ -95,7 +95,7 @@ def guided(ask: Ask, region_default: str) -> Answers:
     origins = ask_until_valid(
         ask, "Allowed origins of your site, comma-separated (empty: any)", "", _origins
     ).replace(" ", "")
-    email = ask_until_valid(ask, "Email for alarms and form notifications (empty: none)", "", _email)
+    email = ask_until_valid(ask, "Email for form submissions and alarms (empty: none)", "", _email)
     return Answers(stack_name, region, parse_providers(providers), origins, email)
 
 

@@ -149,6 +149,26 @@ class LocalHttpApi(LocalApigwService):
         )
 
 
+def http_api_cors(stacks: list[Any]) -> dict[str, Any]:
+    """The HTTP API's CORS object as SAM reads it, put back where SAM CLI's local API looks.
+
+    The template picks a whole CORS object with an Fn::If in AllowOrigins (the SAM transform
+    reads an intrinsic there as the complete object). SAM CLI's language-extensions expansion
+    resolves that Fn::If with the parameters given, leaving {"AllowOrigins": {the object}},
+    which its local API Gateway cannot read; the object itself is what a deployed API gets.
+    """
+    (api,) = [
+        resource["Properties"]
+        for stack in stacks
+        for resource in stack.template_dict["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::HttpApi"
+    ]
+    cors = api.get("CorsConfiguration", {})
+    if isinstance(cors.get("AllowOrigins"), dict):
+        cors = api["CorsConfiguration"] = cors["AllowOrigins"]
+    return dict(cors)
+
+
 def http_api_not_found(*_: Any) -> Any:
     return flask.make_response(flask.jsonify(message="Not Found"), 404)
 
@@ -215,13 +235,14 @@ class LocalStack:
                 parameter_overrides=self.parameter_overrides(),
                 language_extensions_enabled=True,
             )
+            cors = http_api_cors(stacks)  # before anything reads (and caches) the stack's resources
             specs = function_specs(stacks)
             self._create_resources(specs)
             self._start_submissions(specs)
             if self.real is None:
                 self._serve("sandbox", sandbox.create_app())
             self._start_site()
-            self._start_api(stacks, specs)
+            self._start_api(stacks, specs, cors)
         except BaseException:
             self.stop()
             raise
@@ -312,7 +333,9 @@ class LocalStack:
         self._stops.append(server.server_close)
         self._stops.append(server.shutdown)
 
-    def _start_api(self, stacks: list[Any], specs: Mapping[str, FunctionSpec]) -> None:
+    def _start_api(
+        self, stacks: list[Any], specs: Mapping[str, FunctionSpec], cors: Mapping[str, Any]
+    ) -> None:
         runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
         self._stops.append(runner.stop)
         service = LocalHttpApi(
@@ -321,20 +344,10 @@ class LocalStack:
             port=self.ports.api,
             host=self.host,
             on_request=self.on_request,
-            expose_headers=cors_expose_headers(load_template()),
+            expose_headers=cors.get("ExposeHeaders", ()),
         )
         service.create()
         self._serve("api", service._app)
-
-
-def cors_expose_headers(template: dict[str, Any]) -> list[str]:
-    """The HTTP API's ExposeHeaders. The CORS object sits in both branches of an Fn::If on
-    AllowOrigins (so SAM keeps it whole); both branches expose the same headers."""
-    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
-    origins = cors.get("AllowOrigins")
-    if isinstance(origins, dict) and "Fn::If" in origins:
-        cors = origins["Fn::If"][2]
-    return list(cors.get("ExposeHeaders", []))
 
 
 def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:
