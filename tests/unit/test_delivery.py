@@ -23,14 +23,10 @@ from support import (
     log_records,
     with_body,
 )
-from test_handler import SECRETS, SITEKEY, success_body
+from test_handler import SECRETS, SITEKEY, body_of, success_body
 
 BYEBOT_TOKEN = "bb_tok_4e1f9a7c2d6b8e03f5a1c9d7e2b4f6a8"
 BOUNDARY = "----FormBoundaryQ1w2E3r4"
-
-
-def body_of(response: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(response["body"])
 
 
 def digest(token: str) -> str:
