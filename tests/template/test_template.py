@@ -95,7 +95,7 @@ EXPECTED_PARAMETERS = {
     "MetricsNamespace",
     "LogRetentionDays",
     "EnablePointInTimeRecovery",
-    "EnableTracing",
+    "TracingMode",
     "AlarmEmail",
     "ProviderErrorRateThreshold",
     "ProvisionedConcurrency",
@@ -443,7 +443,7 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "MetricsNamespace": "CaptchaVerify",
         "LogRetentionDays": 30,
         "EnablePointInTimeRecovery": "true",
-        "EnableTracing": "false",
+        "TracingMode": "Disabled",
         "AlarmEmail": "",
         "ProviderErrorRateThreshold": 5,
         "ProvisionedConcurrency": 0,
@@ -509,7 +509,7 @@ def test_one_function_per_provider_with_the_fixed_shape(template: dict[str, Any]
     function_globals = template["Globals"]["Function"]
     assert function_globals["Timeout"] == 10
     assert function_globals["MemorySize"] == 256
-    assert function_globals["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+    assert function_globals["Tracing"] == {"Ref": "TracingMode"}
 
     layer = resources["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"

@@ -137,15 +137,25 @@ def test_each_role_gets_only_the_actions_its_code_uses_on_named_resources(
 def test_managed_policies_are_basic_execution_only_with_tracing_off(
     prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    output = translated(monkeypatch, EnableTracing="false")
-    arns = output["Resources"][f"{prefix}FunctionRole"]["Properties"]["ManagedPolicyArns"]
-    basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-    if arns != [basic]:
-        pytest.xfail(
-            "SAM attaches AWSXrayWriteOnlyAccess whenever Tracing is an intrinsic (it resolves only "
-            "parameter Refs there); fixing it needs EnableTracing's values to become Active/Disabled"
-        )
-    assert arns == [basic]
+    output = translated(monkeypatch, TracingMode="Disabled")
+    role = output["Resources"][f"{prefix}FunctionRole"]["Properties"]
+    function = output["Resources"][f"{prefix}Function"]["Properties"]
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+    assert "TracingConfig" not in function
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_tracing_on_adds_the_xray_write_policy_and_active_tracing(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = translated(monkeypatch, TracingMode="Active")
+    role = output["Resources"][f"{prefix}FunctionRole"]["Properties"]
+    function = output["Resources"][f"{prefix}Function"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    ]
+    assert function["TracingConfig"] == {"Mode": {"Ref": "TracingMode"}}
 
 
 @pytest.mark.parametrize(("rate", "throttled"), [("20", True), ("0", False)])
@@ -195,7 +205,7 @@ def test_checkov_finds_nothing_unexplained(monkeypatch: pytest.MonkeyPatch, tmp_
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} missing: run `make test` (it sets up checkov's own venv)")
     rendered = tmp_path / "transformed.json"
-    rendered.write_text(json.dumps(translated(monkeypatch, AllowedOrigins=ORIGINS, EnableTracing="true")))
+    rendered.write_text(json.dumps(translated(monkeypatch, AllowedOrigins=ORIGINS, TracingMode="Active")))
     result = subprocess.run(
         [str(CHECKOV), "-f", str(rendered), "--framework", "cloudformation", "--skip-download", "-o", "json"],
         capture_output=True,

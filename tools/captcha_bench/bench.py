@@ -221,7 +221,7 @@ def lambda_environment(services: dict[str, str], contender: Contender) -> dict[s
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         # As Lambda sets it for an unsampled request (the stack's default, tracing PassThrough).
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
-        # The stack's default (EnableTracing false).
+        # The stack's default (TracingMode Disabled).
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "captcha-verify",
         "POWERTOOLS_METRICS_NAMESPACE": "CaptchaVerify",

@@ -115,7 +115,7 @@ def build_handler(
 def traced(handler: Handler) -> Handler:
     """The handler under Powertools Tracer, which patches requests and botocore so the provider
     call, the secret read and the record write appear as X-Ray subsegments. Only when tracing is
-    on (the stack's EnableTracing sets POWERTOOLS_TRACE_DISABLED): even a disabled Tracer imports
+    on (the stack's TracingMode sets POWERTOOLS_TRACE_DISABLED): even a disabled Tracer imports
     the X-Ray SDK to switch it off, which costs every cold start for nothing."""
     if resolve_truthy_env_var_choice(env=os.getenv(TRACER_DISABLED_ENV, "false")):
         return handler
