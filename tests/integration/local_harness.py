@@ -24,12 +24,17 @@ from captcha_local.stack import LocalStack, Ports
 # Generous for one verification on loopback (cold start of a worker included), but bounded.
 HTTP_TIMEOUT = 20
 LOG_WAIT_SECONDS = 5
+# Every test request comes from 127.0.0.1: far above what one test module sends in a minute, so the
+# per-client limit is enforced (counted in moto) without answering a test 429.
+TEST_RATE_LIMIT_PER_MINUTE = 100_000
 
 
 @contextmanager
-def running_stack(log: Callable[[str, str], None]) -> Iterator[LocalStack]:
+def running_stack(
+    log: Callable[[str, str], None], client_rate_limit: int = TEST_RATE_LIMIT_PER_MINUTE
+) -> Iterator[LocalStack]:
     """A LocalStack on free ports, stopped on exit (which also resets its moto state)."""
-    stack = LocalStack(ports=Ports.free(), log=log)
+    stack = LocalStack(ports=Ports.free(), client_rate_limit=client_rate_limit, log=log)
     stack.start()
     try:
         yield stack

@@ -469,3 +469,16 @@ def test_no_secret_or_raw_token_in_function_logs_or_records(h: Harness) -> None:
     assert not [needle for needle in needles if any(needle in value for value in stored)]
     # Every record names its token by digest only.
     assert all(SHA256_HEX.fullmatch(record["token_sha256"]) for record in records)
+
+
+def test_the_client_rate_limit_is_counted_not_skipped(h: Harness) -> None:
+    token = h.issue("byebot")
+    assert h.verify(token).status_code == 200
+    assert len(h.log.verification_lines(token.sha256)) == 1
+
+    lines = [line for _, line in h.log.snapshot()]
+    assert lines and [line for line in lines if "rate limit not checked" in line] == []
+    # Counted in the template's table, under a keyed hash of the address, never the address itself.
+    counters = h.stack.aws_client("dynamodb").scan(TableName=h.stack.rate_limit_table_name)["Items"]
+    assert counters and int(counters[0]["hits"]["N"]) >= 1
+    assert "127.0.0.1" not in str(counters)

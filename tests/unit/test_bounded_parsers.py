@@ -120,3 +120,21 @@ def test_json_null_token_is_a_missing_token() -> None:
             parse_fields(b'{"token": null}', parse_media_type("application/json")), ("byebot-token",)
         )
     assert caught.value.code is ErrorCode.MISSING_INPUT_RESPONSE
+
+
+def test_multipart_repeats_are_read_by_the_capped_reader() -> None:
+    from captcha_verify.form_rules import MAX_VALUES_PER_FIELD, check_form
+    from captcha_verify.parsing import MAX_PARTS, with_repeats
+
+    media = parse_media_type(MULTIPART)
+    # The parts cap bounds the repeats of a name: at the cap every value is kept and allowed ...
+    raw = multipart(*[part('Content-Disposition: form-data; name="topic"', str(i)) for i in range(MAX_PARTS)])
+    assert MAX_PARTS <= MAX_VALUES_PER_FIELD
+    form = with_repeats(parse_fields(raw, media), raw, media)
+    assert form == {"topic": [str(i) for i in range(MAX_PARTS)]}
+    check_form(form, ("topic",))
+    # ... and one part more is refused before either reading builds anything.
+    over = multipart(*[part('Content-Disposition: form-data; name="topic"')] * (MAX_PARTS + 1))
+    assert rejection(over, MULTIPART) is ErrorCode.BAD_REQUEST
+    with pytest.raises(RequestRejected):
+        with_repeats({}, over, media)

@@ -144,13 +144,17 @@ def test_byebot_detail_carries_the_provider_metadata(
             multipart_event(
                 [
                     ("email", "ann@example.org"),
+                    ("topics", "a"),
                     ("message", "Hello\r\nsecond line"),
+                    ("topics", "b"),
                     ("byebot-token", BYEBOT_TOKEN),
                     ("attachment", "file bytes", "notes.txt"),
+                    ("topics", "not a topic", "topics.txt"),
+                    ("topics", "c"),
                     ("_gotcha", ""),
                 ]
             ),
-            {"email": "ann@example.org", "message": "Hello\r\nsecond line"},
+            {"email": "ann@example.org", "topics": ["a", "b", "c"], "message": "Hello\r\nsecond line"},
             id="multipart",
         ),
         pytest.param(
@@ -180,6 +184,48 @@ def test_form_content_for_each_body_kind(
     provider_server.answer(200, success_body("byebot"))
     assert invoke(event)["statusCode"] == 200
     assert [e["detail"] for e in delivered()] == [byebot_detail(form)]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        form_event([("byebot-token", BYEBOT_TOKEN), ("email", "a@b.c"), ("byebot-token", "bb_tok_second")]),
+        multipart_event(
+            [("byebot-token", BYEBOT_TOKEN), ("email", "a@b.c"), ("byebot-token", "bb_tok_second")]
+        ),
+    ],
+    ids=["form", "multipart"],
+)
+def test_a_repeated_token_field_verifies_its_first_value(
+    event: dict[str, Any], make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"))
+    assert invoke(event)["statusCode"] == 200
+    [sent] = provider_server.received
+    assert BYEBOT_TOKEN.encode() in sent["body"] and b"bb_tok_second" not in sent["body"]
+    # The token field is never part of the delivered form, whichever of its values was verified.
+    assert [e["detail"] for e in delivered()] == [byebot_detail({"email": "a@b.c"})]
+
+
+def test_a_json_list_token_is_rejected_without_spending_anything(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    response = invoke(json_event({"byebot-token": [BYEBOT_TOKEN, "bb_tok_second"], "email": "a@b.c"}))
+    assert body_of(response)["error-codes"] == ["invalid-input-response"]
+    assert provider_server.received == [] and delivered() == []
+
+
+def test_a_repeated_multipart_honeypot_trips_on_any_filled_value(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    event = multipart_event(
+        [("_gotcha", ""), ("_gotcha", "http://spam.example"), ("byebot-token", BYEBOT_TOKEN)]
+    )
+    assert invoke(event)["statusCode"] == 200
+    assert provider_server.received == [] and delivered() == []
 
 
 def test_rejected_token_delivers_nothing(

@@ -128,3 +128,21 @@ def test_the_limiter_fails_open_when_the_key_is_missing(
 @pytest.mark.parametrize(("now", "start"), [(120.0, 120), (179.5, 120), (180.0, 180)])
 def test_fixed_minute_windows(now: float, start: int) -> None:
     assert window_start(now) == start
+
+
+def test_local_key_is_generated_as_the_template_asks(aws: None) -> None:
+    from captcha_local.resources import create_generated_secret
+
+    client = boto3.client("secretsmanager")
+    create_generated_secret(client, "local/rate-limit-key", load_template(), "RateLimitKeySecret")
+    key = client.get_secret_value(SecretId="local/rate-limit-key")["SecretString"]
+    assert len(key) == 64 and key.isalnum()
+
+
+def test_make_local_keeps_the_template_limit_unless_asked() -> None:
+    from captcha_local.stack import LocalStack, parse_args
+
+    assert parse_args([]).rate_limit is None
+    assert "ClientRateLimitPerMinute" not in LocalStack().parameter_overrides()
+    assert parse_args(["--rate-limit", "3"]).rate_limit == 3
+    assert LocalStack(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"

@@ -33,6 +33,10 @@ def create_idempotency_table(dynamodb: Any, table_name: str, template: dict[str,
     create_table(dynamodb, table_name, template, "IdempotencyTable")
 
 
+def create_rate_limit_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
+    create_table(dynamodb, table_name, template, "RateLimitTable")
+
+
 def create_table(dynamodb: Any, table_name: str, template: dict[str, Any], logical_id: str) -> None:
     """The table with the template's key schema, and TTL on the template's attribute."""
     properties = template["Resources"][logical_id]["Properties"]
@@ -53,3 +57,13 @@ def create_table(dynamodb: Any, table_name: str, template: dict[str, Any], logic
 def create_secret(secretsmanager: Any, name: str, secret: str) -> str:
     """Stores the secret in the shape the template documents, {"secret": "..."}; returns its ARN."""
     return secretsmanager.create_secret(Name=name, SecretString=json.dumps({"secret": secret}))["ARN"]
+
+
+def create_generated_secret(secretsmanager: Any, name: str, template: dict[str, Any], logical_id: str) -> str:
+    """A secret CloudFormation would generate (GenerateSecretString), generated the same way; its ARN."""
+    options = template["Resources"][logical_id]["Properties"]["GenerateSecretString"]
+    password = secretsmanager.get_random_password(
+        PasswordLength=int(options["PasswordLength"]),
+        ExcludePunctuation=bool(options.get("ExcludePunctuation", False)),
+    )["RandomPassword"]
+    return secretsmanager.create_secret(Name=name, SecretString=password)["ARN"]

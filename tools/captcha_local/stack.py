@@ -42,7 +42,9 @@ from captcha_local.resources import (
     FUNCTIONS,
     TEMPLATE,
     create_challenge_table,
+    create_generated_secret,
     create_idempotency_table,
+    create_rate_limit_table,
     create_secret,
     load_template,
 )
@@ -189,9 +191,11 @@ class LocalStack:
     real: Mapping[str, sandbox.Credentials] | None = None  # the user's own credentials: no sandbox
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
+    client_rate_limit: int | None = None  # ClientRateLimitPerMinute; None keeps the template's default
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
     on_request: RequestSink | None = None  # one summary per API request
     table_name: str = field(default="", init=False)  # as the functions' environment names it
+    rate_limit_table_name: str = field(default="", init=False)
     inbox: SubmissionInbox | None = field(default=None, init=False)
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
@@ -216,6 +220,8 @@ class LocalStack:
             "FriendlyApiVersion": self.friendly_api_version,
             "FailurePolicy": self.failure_policy,
         }
+        if self.client_rate_limit is not None:
+            overrides["ClientRateLimitPerMinute"] = str(self.client_rate_limit)
         for provider, prefix in PARAMETER_PREFIX.items():
             overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
             if self.real is None:
@@ -239,6 +245,7 @@ class LocalStack:
             specs = function_specs(stacks)
             self._create_resources(specs)
             self._start_submissions(specs)
+            self._create_rate_limit(specs)
             if self.real is None:
                 self._serve("sandbox", sandbox.create_app())
             self._start_site()
@@ -304,6 +311,19 @@ class LocalStack:
         )
         self.inbox.create()
         self._stops.append(self.inbox.start())
+
+    def _create_rate_limit(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """The per-client counter table and its HMAC key, so the limit is enforced as deployed."""
+        environment = next(iter(specs.values())).environment
+        template = load_template()
+        self.rate_limit_table_name = environment["RATE_LIMIT_TABLE_NAME"]
+        create_rate_limit_table(self.aws_client("dynamodb"), self.rate_limit_table_name, template)
+        create_generated_secret(
+            self.aws_client("secretsmanager"),
+            environment["RATE_LIMIT_KEY_SECRET_ID"],
+            template,
+            "RateLimitKeySecret",
+        )
 
     def _serve(self, name: str, app: Any) -> BaseWSGIServer:
         server = make_server(self.host, getattr(self.ports, name), app, threaded=True)
@@ -452,6 +472,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--friendly-api-version", choices=("v1", "v2"), default="v1")
     parser.add_argument("--failure-policy", choices=("closed", "open"), default="closed")
     parser.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="requests one client may make per minute (ClientRateLimitPerMinute; 0 = off; "
+        "default: the template's)",
+    )
+    parser.add_argument(
         "--raw-logs",
         action="store_true",
         help="print every function log line (JSON, EMF) as CloudWatch receives it, not only warnings",
@@ -473,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         real=real_credentials(args.real) if args.real else None,
         friendly_api_version=args.friendly_api_version,
         failure_policy=args.failure_policy,
+        client_rate_limit=args.rate_limit,
         log=terminal.function_line,
         on_request=terminal.request,
     )

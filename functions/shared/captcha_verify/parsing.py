@@ -18,6 +18,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
@@ -96,14 +97,35 @@ def decode_body(body: str | None, is_base64: bool) -> bytes:
 
 
 def parse_fields(raw: bytes, media: MediaType) -> dict[str, object]:
-    """The body's fields; the first value wins where a form repeats a name."""
-    match media.kind:
-        case BodyKind.JSON:
-            return _json_fields(raw)
-        case BodyKind.FORM:
-            return _form_fields(raw)
-        case BodyKind.MULTIPART:
-            return _multipart_fields(raw, media.params.get("boundary"))
+    """The body's fields; the first value wins where a form repeats a name (the token is one value)."""
+    if media.kind is BodyKind.JSON:
+        return _json_fields(raw)
+    fields: dict[str, object] = {}
+    for name, value in _text_pairs(raw, media):
+        fields.setdefault(name, value)
+    return fields
+
+
+def with_repeats(fields: Mapping[str, object], raw: bytes, media: MediaType) -> dict[str, object]:
+    """The fields with a repeated name as a list of its values (checkboxes, multiple selects).
+
+    `fields` is parse_fields' answer for the same body: a JSON body carries its lists as they are;
+    a url-encoded or multipart body is read again by the same capped reader, so every bound
+    (body size, fields, parts, part headers) holds for this reading too.
+    """
+    if media.kind is BodyKind.JSON:
+        return dict(fields)
+    values: dict[str, list[str]] = {}
+    for name, value in _text_pairs(raw, media):
+        values.setdefault(name, []).append(value)
+    return {name: found[0] if len(found) == 1 else found for name, found in values.items()}
+
+
+def _text_pairs(raw: bytes, media: MediaType) -> list[tuple[str, str]]:
+    """A url-encoded or multipart body's (name, text) pairs in body order, repeats included."""
+    if media.kind is BodyKind.MULTIPART:
+        return _multipart_pairs(raw, media.params.get("boundary"))
+    return _form_pairs(raw)
 
 
 def _text(raw: bytes, charset: str = "utf-8") -> str:
@@ -161,7 +183,7 @@ def _json_fields(raw: bytes) -> dict[str, object]:
     return value
 
 
-def _form_fields(raw: bytes) -> dict[str, object]:
+def _form_pairs(raw: bytes) -> list[tuple[str, str]]:
     try:
         pairs = parse_qsl(
             _text(raw),
@@ -174,13 +196,10 @@ def _form_fields(raw: bytes) -> dict[str, object]:
         raise RequestRejected(
             ErrorCode.BAD_REQUEST, "form body is malformed or has too many fields"
         ) from None
-    fields: dict[str, object] = {}
-    for name, value in pairs:
-        fields.setdefault(name, value)
-    return fields
+    return pairs
 
 
-def _multipart_fields(raw: bytes, boundary: str | None) -> dict[str, object]:
+def _multipart_pairs(raw: bytes, boundary: str | None) -> list[tuple[str, str]]:
     if not boundary or not _BOUNDARY.fullmatch(boundary):
         raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart body without a valid boundary")
     segments = raw.split(b"--" + boundary.encode("ascii"))
@@ -189,12 +208,7 @@ def _multipart_fields(raw: bytes, boundary: str | None) -> dict[str, object]:
         raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart body is malformed")
     if len(segments) > MAX_PARTS + 2:
         raise RequestRejected(ErrorCode.BAD_REQUEST, "too many multipart parts")
-    fields: dict[str, object] = {}
-    for segment in segments[1:-1]:
-        part = _multipart_part(segment)
-        if part is not None:
-            fields.setdefault(*part)
-    return fields
+    return [part for segment in segments[1:-1] if (part := _multipart_part(segment)) is not None]
 
 
 def _multipart_part(segment: bytes) -> tuple[str, str] | None:

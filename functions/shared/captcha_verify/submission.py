@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from captcha_verify.checks import GENERIC_TOKEN_FIELD
-from captcha_verify.parsing import BodyKind, MediaType
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
 
@@ -24,23 +22,6 @@ FormValue = str | int | float | bool | list[str]
 
 def submission_id(provider: str, token_sha256: str) -> str:
     return str(uuid.uuid5(_SUBMISSION_NAMESPACE, f"{provider}:{token_sha256}"))
-
-
-def with_repeats(fields: Mapping[str, object], raw: bytes, media: MediaType) -> dict[str, object]:
-    """The fields with a repeated name as a list of its values (checkboxes, multiple selects).
-
-    parsing.py keeps the first value of a repeated name, which is what the token lookup needs;
-    a url-encoded body is read again here for the others (the standard library's own parser,
-    linear in the already size-checked body). JSON bodies carry lists as they are. Repeated
-    names in multipart bodies keep their first value: re-parsing multipart here would bypass the
-    bounds of the multipart parser.
-    """
-    if media.kind is not BodyKind.FORM:
-        return dict(fields)
-    values: dict[str, list[str]] = {}
-    for name, value in parse_qsl(raw.decode("utf-8"), keep_blank_values=True):
-        values.setdefault(name, []).append(value)
-    return {name: found[0] if len(found) == 1 else found for name, found in values.items()}
 
 
 def form_content(fields: Mapping[str, object], excluded: Iterable[str]) -> dict[str, FormValue]:

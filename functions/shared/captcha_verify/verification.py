@@ -26,13 +26,13 @@ from captcha_verify.idempotency import (
 )
 from captcha_verify.kept import keep, restore
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
-from captcha_verify.parsing import decode_body, parse_fields, parse_media_type
+from captcha_verify.parsing import decode_body, parse_fields, parse_media_type, with_repeats
 from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
 from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
-from captcha_verify.submission import form_content, submission_detail, with_repeats
+from captcha_verify.submission import form_content, submission_detail
 from captcha_verify.telemetry import (
     DUPLICATE_IN_FLIGHT,
     DUPLICATE_REQUEST,
