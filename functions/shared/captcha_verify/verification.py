@@ -156,7 +156,7 @@ class Verifier:
             "token_sha256": key["token_sha256"],
         }
         try:
-            ran = self.once.run_once(VERIFY_STEP, key, verify_now, inbound.remaining_ms)
+            ran = self.once.run_once(VERIFY_STEP, key, verify_now, inbound.remaining_ms_now())
         except NotKept:
             return fresh[0]
         except (StillInFlight, StoreUnavailable) as unsure:
@@ -210,7 +210,7 @@ class Verifier:
         }
         try:
             ran = self.once.run_once(
-                DELIVER_STEP, key, lambda: {"event_id": self.bus.put(detail)}, inbound.remaining_ms
+                DELIVER_STEP, key, lambda: {"event_id": self.bus.put(detail)}, inbound.remaining_ms_now()
             )
         except (StillInFlight, DeliveryFailed, StoreUnavailable) as failure:
             # A twin still in flight may yet deliver, so it is not counted as a delivery failure;
