@@ -371,6 +371,7 @@ def summarize(
             "cold_samples_ms": [round(s["spawn_to_answer_ms"], 1) for s in cold[name]],
             "warm_p50_ms": statistics.median(warm[name]["warm_ms"]),
             "warm_p95_ms": percentile(warm[name]["warm_ms"], 0.95),
+            "warm_own_p50_ms": statistics.median(warm[name]["own_ms"]),
             "import_time": imports[name],
         }
     parts = floor["parts_ms"]
@@ -433,6 +434,10 @@ def table(figures: dict[str, Any]) -> str:
     lines.append(f"{'design floor p50 (+ calls below)':40} {figures['design_floor_p50_ms']:10.1f}")
     lines.append(f"  each call p50: {calls}")
     lines.append(f"{'warm overhead above design floor (p50)':40} {figures['warm_overhead_design_ms']:10.1f}")
+    lines.append(
+        f"{'code own time per warm request (p50)':40} {project['warm_own_p50_ms']:10.1f} "
+        f"{naive['warm_own_p50_ms']:10.1f}"
+    )
     layer = figures["layer"]
     lines.append(
         f"{'layer size MB (unzipped / zipped)':40} {layer['unzipped_mb']:10.1f} {layer['zipped_mb']:10.1f}"
