@@ -29,6 +29,8 @@ def test_bench_runs_and_writes_well_formed_json(tmp_path: Path, capsys: pytest.C
         ):
             value = figures[name][key]
             assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, key, value)
+        # The code's own time is the wall time less the outbound calls: positive and smaller.
+        assert 0 < figures[name]["warm_own_p50_ms"] < figures[name]["warm_p50_ms"]
         assert figures[name]["import_time"]["total_ms"] > 0
         assert figures[name]["import_time"]["by_package_ms"]
     assert set(figures["ratios"]) == {"cold_first_answer", "warm_p50", "warm_p95"}
