@@ -231,8 +231,11 @@ class LocalStack:
         return overrides
 
     def start(self) -> None:
-        # Each request is logged once, as the Lambda's own lines; the servers' access logs add only noise.
+        # Each request is logged once, as the Lambda's own lines; the servers' access logs add only
+        # noise, and so does SAM CLI's note on every redirect that, like a deployed HTTP API's, has
+        # no Content-Type.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("samcli.local.apigw.local_apigw_service").setLevel(logging.WARNING)
         try:
             self._start_aws()
             # The template defines each provider once, in an Fn::ForEach that SAM CLI expands here.
