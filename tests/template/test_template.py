@@ -8,7 +8,6 @@ transform receives after CloudFormation's language-extensions transform.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import os
@@ -25,14 +24,8 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from samcli.lib.cfn_language_extensions.api import IntrinsicResolverProcessor
-from samcli.lib.cfn_language_extensions.models import ResolutionMode, TemplateProcessingContext
-from samcli.lib.cfn_language_extensions.pipeline import ProcessingPipeline
-from samcli.lib.cfn_language_extensions.processors import TemplateParsingProcessor
-from samcli.lib.cfn_language_extensions.processors.foreach import ForEachProcessor
-from samcli.lib.cfn_language_extensions.resolvers.base import IntrinsicResolver
-from samcli.lib.cfn_language_extensions.resolvers.fn_find_in_map import FnFindInMapResolver
 from samtranslator.yaml_helper import yaml_parse
+from template.cloudformation import expand_language_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -187,43 +180,6 @@ def _resolve(node: Any, conditions: dict[str, bool], refs: dict[str, str]) -> An
 
 
 _NO_VALUE = object()
-
-
-def expand_language_extensions(raw: dict[str, Any]) -> dict[str, Any]:
-    """What AWS::LanguageExtensions hands the SAM transform: Fn::ForEach expanded by SAM CLI's own
-    processor and Fn::FindInMap resolved; conditions, Fn::If and Refs stay for CloudFormation."""
-    context = TemplateProcessingContext(
-        fragment=copy.deepcopy(raw), parameter_values={}, resolution_mode=ResolutionMode.PARTIAL
-    )
-    resolver = IntrinsicResolver(context)
-    resolver.register_resolver(FnFindInMapResolver)
-    pipeline = ProcessingPipeline(
-        [
-            TemplateParsingProcessor(),
-            ForEachProcessor(intrinsic_resolver=resolver),
-            IntrinsicResolverProcessor(resolver),
-        ]
-    )
-    return _fold_literal_subs(pipeline.process_template(context))
-
-
-def _fold_literal_subs(node: Any) -> Any:
-    """Fn::Sub whose variables are all literal, written as the one string it stands for."""
-    if isinstance(node, list):
-        return [_fold_literal_subs(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _fold_literal_subs(value) for key, value in node.items()}
-    sub = node.get("Fn::Sub")
-    if len(node) == 1 and isinstance(sub, list) and all(isinstance(v, str) for v in sub[1].values()):
-        text = sub[0]
-        for name, value in sub[1].items():
-            text = text.replace(f"${{{name}}}", value)
-        node = {"Fn::Sub": text}
-        sub = text
-    if len(node) == 1 and isinstance(sub, str) and "${" not in sub:
-        return sub  # e.g. {"Ref": {"Fn::Sub": "CaptchaCatSecret"}} is {"Ref": "CaptchaCatSecret"}
-    return node
 
 
 @pytest.fixture(scope="module")
@@ -568,55 +524,6 @@ def test_routes_are_exactly_post_verify_provider(resources) -> None:
     assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
 
 
-def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(resources) -> None:
-    for name, prefix in PROVIDERS.items():
-        policies = resources[f"{prefix}Function"]["Properties"]["Policies"]
-        assert policies == [
-            {
-                "AWSSecretsManagerGetSecretValuePolicy": {
-                    "SecretArn": {
-                        "Fn::If": [
-                            f"{prefix}CreateSecret",
-                            {"Ref": f"{prefix}Secret"},
-                            {"Ref": f"{prefix}SecretArn"},
-                        ]
-                    }
-                }
-            },
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "RateLimitKeySecret"}}},
-            {
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "dynamodb:PutItem",
-                        "Resource": {"Fn::GetAtt": ["ChallengeTable", "Arn"]},
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "dynamodb:UpdateItem",
-                        "Resource": {"Fn::GetAtt": ["RateLimitTable", "Arn"]},
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "dynamodb:GetItem",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem",
-                        ],
-                        "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
-                    },
-                ]
-            },
-            {"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "SubmissionBus"}}},
-        ], f"{name}: unexpected policies"
-    for logical_id, resource in resources.items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            strings = [n for n in _walk(resource["Properties"].get("Policies", [])) if isinstance(n, str)]
-            assert not [s for s in strings if "*" in s], f"{logical_id}: wildcard in policies"
-        assert resource["Type"] not in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}, logical_id
-
-
 def test_secrets_start_empty_and_are_created_only_when_no_arn_is_given(template, resources) -> None:
     for name, prefix in PROVIDERS.items():
         secret = resources[f"{prefix}Secret"]
@@ -706,16 +613,17 @@ def test_every_function_has_its_log_group_with_the_retention_parameter(resources
 
 def test_http_api_cors_and_access_log(resources) -> None:
     props = resources["HttpApi"]["Properties"]
-    # Both branches are whole CORS objects (see test_transformed.py for what SAM makes of them).
-    name, with_origins, any_origin = props["CorsConfiguration"]["AllowOrigins"]["Fn::If"]
-    assert name == "HasAllowedOrigins"
-    assert with_origins["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "AllowedOrigins"}]}
-    assert any_origin["AllowOrigins"] == ["*"]
-    for cors in (with_origins, any_origin):
-        assert sorted(cors["AllowMethods"]) == ["OPTIONS", "POST"]
-        assert [h.lower() for h in cors["AllowHeaders"]] == ["content-type"]
-        assert cors["ExposeHeaders"] == ["apigw-requestid"]
-        assert isinstance(cors["MaxAge"], int) and cors["MaxAge"] > 0
+    # In the OpenAPI body, not CorsConfiguration (see the template's comment, and
+    # test_deploy_matrix.py for the object each deploy gets after both transforms).
+    assert "CorsConfiguration" not in props
+    cors = props["DefinitionBody"]["x-amazon-apigateway-cors"]
+    assert cors["allowOrigins"] == {
+        "Fn::If": ["HasAllowedOrigins", {"Fn::Split": [",", {"Ref": "AllowedOrigins"}]}, ["*"]]
+    }
+    assert sorted(cors["allowMethods"]) == ["OPTIONS", "POST"]
+    assert [h.lower() for h in cors["allowHeaders"]] == ["content-type"]
+    assert cors["exposeHeaders"] == ["apigw-requestid"]
+    assert isinstance(cors["maxAge"], int) and cors["maxAge"] > 0
     access = props["AccessLogSettings"]
     assert access["DestinationArn"] == {"Fn::GetAtt": "HttpApiAccessLogGroup.Arn"} or access[
         "DestinationArn"

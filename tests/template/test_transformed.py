@@ -4,7 +4,6 @@ of two lists (methods, headers and max age gone), and what IAM statements each r
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -12,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-from template.test_template import expand_language_extensions
+from template.cloudformation import expand_language_extensions, raw_template, sam_transform
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
 ORIGINS = "https://www.example.com,https://example.com"
 # Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
@@ -24,23 +20,12 @@ ORIGINS = "https://www.example.com,https://example.com"
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
-class _NoManagedPolicies:
-    """The translator's policy loader; the template names no managed policy by name."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
 def translated(monkeypatch: pytest.MonkeyPatch, **parameters: str) -> dict[str, Any]:
+    """The SAM transform of the template as `sam build` leaves it: loops expanded, no parameter
+    values yet, so every Fn::If is still there for CloudFormation (the other transform order;
+    test_deploy_matrix.py covers a deploy's, with the values resolved first)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = expand_language_extensions(yaml_parse(TEMPLATE_PATH.read_text(encoding="utf-8")))
-    for resource in template["Resources"].values():
-        # `sam package` puts S3 locations here; the translator insists on them.
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://bucket/function.zip"
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
-    return transform(copy.deepcopy(template), parameters, _NoManagedPolicies())
+    return sam_transform(expand_language_extensions(raw_template()), parameters)
 
 
 def resolve_if(node: Any, conditions: dict[str, bool]) -> Any:
@@ -62,12 +47,13 @@ def test_cors_keeps_methods_headers_and_max_age_after_the_transform(
     output = translated(monkeypatch, AllowedOrigins=origins)
     cors = output["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
     resolved = resolve_if(cors, {"HasAllowedOrigins": bool(origins)})
-    assert isinstance(resolved, dict), f"the CORS object must be an object, got {resolved!r}"
-    assert sorted(resolved["allowMethods"]) == ["OPTIONS", "POST"]
-    assert resolved["allowHeaders"] == ["content-type"]
-    assert resolved["maxAge"] == 600
-    expected = {"Fn::Split": [",", origins]} if origins else ["*"]
-    assert resolved["allowOrigins"] == expected
+    assert resolved == {
+        "allowOrigins": {"Fn::Split": [",", {"Ref": "AllowedOrigins"}]} if origins else ["*"],
+        "allowMethods": ["POST", "OPTIONS"],
+        "allowHeaders": ["content-type"],
+        "exposeHeaders": ["apigw-requestid"],
+        "maxAge": 600,
+    }
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -96,20 +82,7 @@ def test_each_role_gets_only_the_actions_its_code_uses_on_named_resources(
     )
     assert all(statement["Effect"] == "Allow" for statement in _statements(role))
     own_secret = repr(
-        {
-            "Fn::Sub": [
-                "${secretArn}",
-                {
-                    "secretArn": {
-                        "Fn::If": [
-                            f"{prefix}CreateSecret",
-                            {"Ref": f"{prefix}Secret"},
-                            {"Ref": f"{prefix}SecretArn"},
-                        ]
-                    }
-                },
-            ]
-        }
+        {"Fn::If": [f"{prefix}CreateSecret", {"Ref": f"{prefix}Secret"}, {"Ref": f"{prefix}SecretArn"}]}
     )
     key_secret = repr({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RateLimitKeySecret"}}]})
     idempotency_table = repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})

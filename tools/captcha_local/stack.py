@@ -152,12 +152,12 @@ class LocalHttpApi(LocalApigwService):
 
 
 def http_api_cors(stacks: list[Any]) -> dict[str, Any]:
-    """The HTTP API's CORS object as SAM reads it, put back where SAM CLI's local API looks.
+    """The HTTP API's CORS object, put where SAM CLI's local API looks for it.
 
-    The template picks a whole CORS object with an Fn::If in AllowOrigins (the SAM transform
-    reads an intrinsic there as the complete object). SAM CLI's language-extensions expansion
-    resolves that Fn::If with the parameters given, leaving {"AllowOrigins": {the object}},
-    which its local API Gateway cannot read; the object itself is what a deployed API gets.
+    The template keeps CORS in the OpenAPI body as `x-amazon-apigateway-cors` (camelCase keys),
+    which is what a deployed API reads; SAM CLI's local API reads only the SAM property
+    CorsConfiguration (PascalCase). SAM CLI has resolved the body's Fn::If with the parameters
+    given, so the origins are a plain list here.
     """
     (api,) = [
         resource["Properties"]
@@ -165,9 +165,9 @@ def http_api_cors(stacks: list[Any]) -> dict[str, Any]:
         for resource in stack.template_dict["Resources"].values()
         if resource.get("Type") == "AWS::Serverless::HttpApi"
     ]
-    cors = api.get("CorsConfiguration", {})
-    if isinstance(cors.get("AllowOrigins"), dict):
-        cors = api["CorsConfiguration"] = cors["AllowOrigins"]
+    body = api["DefinitionBody"]["x-amazon-apigateway-cors"]
+    cors = {key[0].upper() + key[1:]: value for key, value in body.items()}
+    api["CorsConfiguration"] = cors
     return dict(cors)
 
 
