@@ -21,7 +21,7 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy validate bench lock clean fuzz
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy delete sam validate bench lock clean fuzz
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
@@ -29,7 +29,8 @@ help:
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
-	@echo "make deploy   build, then deploy (the first time asks five questions; ARGS='--guided' asks again)"
+	@echo "make deploy   check credentials, build, deploy (the first time asks seven questions; ARGS='--guided' asks again)"
+	@echo "make delete   remove the stack make deploy made;  make sam ARGS='...': any sam command"
 	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
 	@echo "make fuzz     the fuzz suite with many examples, and its statistics"
 
@@ -103,8 +104,17 @@ stats-local: $(STAMP)
 build: $(STAMP)
 	$(BIN)/sam build
 
-deploy: build
+# Checks the AWS credentials, asks (the first time), then runs sam build and sam deploy.
+deploy: $(STAMP)
 	$(BIN)/captcha-deploy $(ARGS)
+
+# Removes the stack make deploy made (its name and region are saved in samconfig.toml).
+delete: $(STAMP)
+	$(BIN)/sam delete $(ARGS)
+
+# Any other SAM CLI command with the project's pinned sam, e.g. make sam ARGS='logs --tail'.
+sam: $(STAMP)
+	$(BIN)/sam $(ARGS)
 
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
