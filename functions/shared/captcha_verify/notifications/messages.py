@@ -35,7 +35,7 @@ TIMESTAMP_HEADER = "X-Captcha-Verify-Timestamp"
 SUBMISSION_HEADER = "X-Captcha-Verify-Submission-Id"
 SUBJECT_FIELD = "_subject"
 REPLY_TO_FIELDS = ("email", "_replyto")
-CUT_NOTE = "\n… (cut here: {count} more characters; the email has the whole submission)"
+CUT_NOTE = "\n… cut here, {count} more characters: the email has the whole submission."
 
 # One address, ASCII only (SES wants internationalised domains in punycode): no spaces, quotes,
 # angle brackets, commas or other characters that would make it a list or a display name.
