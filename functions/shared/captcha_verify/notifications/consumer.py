@@ -47,8 +47,6 @@ BACKOFF_MAX_SECONDS = 3_600
 # Without a Lambda context (tests), how long an in-flight twin may be waited for.
 DEFAULT_REMAINING_MS = 5_000
 
-logger = Logger()
-
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
@@ -95,6 +93,7 @@ class Notifier:
     webhook_secret: WebhookSecret | None = None
     sqs: Any = None
     clock: Callable[[], float] = time.time
+    logger: Logger = field(default_factory=Logger)
 
     @classmethod
     def from_settings(cls, settings: NotifySettings) -> Notifier:
@@ -151,18 +150,18 @@ class Notifier:
                 MessageBody=record.body,
                 MessageAttributes={"reason": {"DataType": "String", "StringValue": failure.reason}},
             )
-            logger.error("notification", extra={**log, "outcome": "dead-lettered", "reason": failure.reason})
+            self.logger.error("notification", extra={**log, "outcome": "dead-lettered", "reason": failure.reason})
             return
         except (Transient, StillInFlight, StoreUnavailable) as failure:
             reason = failure.reason if isinstance(failure, Transient) else type(failure).__name__
             delay = backoff_seconds(attempt, failure.retry_after if isinstance(failure, Transient) else None)
             self._hide(queues.queue_url, record.receipt_handle, delay)
-            logger.warning(
+            self.logger.warning(
                 "notification", extra={**log, "outcome": "retry", "reason": reason, "retry_in_seconds": delay}
             )
             raise
         outcome = "repeat" if ran.replayed else ("skipped" if "skipped" in ran.value else "sent")
-        logger.info("notification", extra={**log, "outcome": outcome})
+        self.logger.info("notification", extra={**log, "outcome": outcome})
 
     def _hide(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
         """The backoff: the message stays invisible this long (else the queue's own timeout)."""
@@ -171,7 +170,7 @@ class Notifier:
                 QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
         except Exception as error:
-            logger.warning("backoff not set", extra={"error": type(error).__name__})
+            self.logger.warning("backoff not set", extra={"error": type(error).__name__})
 
     def _sqs(self) -> Any:
         if self.sqs is None:
@@ -186,7 +185,7 @@ def build_handler(settings: NotifySettings | None = None, notifier: Notifier | N
     # each failed record already carries its own backoff.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    @logger.inject_lambda_context
+    @notifier.logger.inject_lambda_context
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         def record_handler(record: SQSRecord) -> None:
             remaining = context.get_remaining_time_in_millis() if context is not None else None
