@@ -541,6 +541,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "default: the template's)",
     )
     parser.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="post each submission to this webhook (WebhookUrl), as the deployed stack would "
+        "(default: the demo site's own sink, shown in the inbox)",
+    )
+    parser.add_argument(
+        "--webhook-format",
+        choices=("slack", "discord", "json"),
+        default="",
+        help="WebhookFormat (default: chosen from the URL's host, as deployed)",
+    )
+    parser.add_argument(
+        "--autoresponse",
+        metavar="TEXT",
+        default="",
+        help="AutoresponseText: email the visitor's valid email field this fixed confirmation",
+    )
+    parser.add_argument(
         "--raw-logs",
         action="store_true",
         help="print every function log line (JSON, EMF) as CloudWatch receives it, not only warnings",
@@ -563,6 +581,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         friendly_api_version=args.friendly_api_version,
         failure_policy=args.failure_policy,
         client_rate_limit=args.rate_limit,
+        webhook_url=args.webhook_url,
+        webhook_format=args.webhook_format,
+        autoresponse_text=args.autoresponse,
         log=terminal.function_line,
         on_request=terminal.request,
     )
@@ -583,12 +604,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def ready_banner(stack: LocalStack) -> str:
     routes = "\n".join(f"    POST {stack.url('api')}/verify/{provider}" for provider in FUNCTIONS)
     providers = "the real providers (--real)" if stack.real else f"provider sandbox  {stack.url('sandbox')}"
+    # The URL itself is a credential (Slack, Discord): never printed.
+    webhook = "your --webhook-url" if stack.webhook_url else f"{stack.url('site')}/webhook"
     return (
         "captcha-verify is running locally (Ctrl-C stops every part)\n"
         f"  demo site         {stack.url('site')}/   <- open this\n"
         f"  API               {stack.url('api')}\n{routes}\n"
         f"  {providers}\n"
         f"  AWS (moto)        {stack.url('aws')}  table {stack.table_name}\n"
+        f"  notifications     email to {LOCAL_OWNER} via SES (moto), webhook to {webhook}"
+        f"{', autoresponse on' if stack.autoresponse_text else ''}; both in the inbox\n"
         "  stats             make stats-local   (in another terminal)\n"
         "One line per request follows, with any warning or error the function logs\n"
         "(make local ARGS=--raw-logs prints every log line, as CloudWatch receives it)."
