@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from captcha_verify.notifications.messages import visible
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -256,8 +257,9 @@ class NotificationInbox:
             detail = json.loads(message["Body"])["detail"]
         except (ValueError, KeyError, TypeError):
             detail = {}
-        # Field names only, as in the functions' own logs: a visitor's text stays in the inbox.
-        fields = ", ".join(detail.get("form", {})) or "no fields"
+        # Field names only, as in the functions' own logs: a visitor's text stays in the inbox. A
+        # name is visitor text too: control characters (a terminal escape) are shown as U+FFFD.
+        fields = ", ".join(visible(name) for name in detail.get("form", {})) or "no fields"
         outcome = "delivered" if delivered else "not delivered yet (retried with backoff)"
         self.announce(f"[inbox] {channel} for submission {detail.get('submission_id')} {outcome} ({fields})")
 

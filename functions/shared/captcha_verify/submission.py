@@ -23,7 +23,9 @@ FormValue = str | int | float | bool | list[str]
 
 MAX_ORIGIN_LENGTH = 256
 # What a browser sends as Origin: scheme, host (a name or a bracketed IPv6 address), optional port.
-_WELL_FORMED_ORIGIN = re.compile(r"https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+_WELL_FORMED_ORIGIN = re.compile(
+    r"https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+)
 
 
 def submission_id(provider: str, token_sha256: str) -> str:

@@ -150,7 +150,8 @@ class Notifier:
                 MessageBody=record.body,
                 MessageAttributes={"reason": {"DataType": "String", "StringValue": failure.reason}},
             )
-            self.logger.error("notification", extra={**log, "outcome": "dead-lettered", "reason": failure.reason})
+            dead = {**log, "outcome": "dead-lettered", "reason": failure.reason}
+            self.logger.error("notification", extra=dead)
             return
         except (Transient, StillInFlight, StoreUnavailable) as failure:
             reason = failure.reason if isinstance(failure, Transient) else type(failure).__name__
