@@ -204,6 +204,7 @@ def test_subject_is_the_forms_subject_on_one_line_or_names_the_site() -> None:
         == "Quote Bcc: x@example.com"
     )
     assert messages.subject_of(detail_of({"_subject": "y" * 300})) == "y" * 200
+    assert messages.subject_of(detail_of({"_subject": "=?utf-8?q?x?="})) == "= ?utf-8?q?x?="
     assert messages.subject_of(detail_of({"_subject": " \r\n "})) == "New submission from www.example.com"
     assert messages.subject_of(detail_of({}, origin=None)) == "New form submission"
 
@@ -222,6 +223,7 @@ def test_subject_is_the_forms_subject_on_one_line_or_names_the_site() -> None:
         ("a" * 65 + "@example.org", False),
         ("a@" + "b" * 250 + ".org", False),
         ("änn@example.org", False),
+        ("=?utf-8?q?ann?=@example.org", False),
         (["ann@example.org"], False),
     ],
 )

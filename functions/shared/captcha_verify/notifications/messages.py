@@ -44,7 +44,9 @@ _ADDRESS = re.compile(rf"[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL
 # Discord markdown, and "<" and "@" that start mentions and masked links, are shown as typed.
 _DISCORD_SPECIAL = re.compile(r"([\\*_~`|>\[\]()#<@])")
 # The email is sent 7-bit clean (quoted-printable or base64 parts): what SES relays unchanged.
-_EMAIL_POLICY = SMTP.clone(cte_type="7bit", max_line_length=78)
+# Lines may be as long as RFC 5322 allows (998), so that a 200-character subject is never folded:
+# Python's folding of a long first word leaves a leading space in the parsed subject.
+_EMAIL_POLICY = SMTP.clone(cte_type="7bit", max_line_length=998)
 
 
 def valid_address(value: object) -> str | None:
@@ -53,6 +55,8 @@ def valid_address(value: object) -> str | None:
         return None
     local, _, domain = value.rpartition("@")
     if len(local) > MAX_LOCAL_PART_LENGTH or ".." in value or local.startswith(".") or local.endswith("."):
+        return None
+    if "=?" in value:  # an RFC 2047 encoded word, decoded by mail clients
         return None
     return value if not domain.startswith("-") else None
 
@@ -89,7 +93,9 @@ def subject_of(detail: Mapping[str, Any]) -> str:
     if isinstance(chosen, list):
         chosen = chosen[0] if chosen else None
     if isinstance(chosen, str):
-        line = " ".join(visible(chosen).replace("\ufffd", " ").split())[:MAX_SUBJECT_LENGTH].strip()
+        # "=?" would start an RFC 2047 encoded word, which mail clients decode into other text.
+        words = visible(chosen).replace("\ufffd", " ").replace("=?", "= ?").split()
+        line = " ".join(words)[:MAX_SUBJECT_LENGTH].strip()
         if line:
             return line
     host = site_host(detail.get("origin"))
@@ -192,8 +198,9 @@ def _utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def fit(text: str, limit: int, *, escape_char: str | None = None) -> str:
-    """`text` when it is within `limit` (UTF-16 code units), else its start and a visible note."""
+def fit(text: str, limit: int, *, whole_end: Callable[[str], str] = lambda kept: kept) -> str:
+    """`text` when it is within `limit` (UTF-16 code units), else its start and a visible note;
+    `whole_end` trims a cut that would end inside an escape."""
     if _utf16_length(text) <= limit:
         return text
     # The note's count is never longer than len(text)'s digits, so this much room always suffices.
@@ -201,9 +208,16 @@ def fit(text: str, limit: int, *, escape_char: str | None = None) -> str:
     kept = text[:room]
     while _utf16_length(kept) > room:
         kept = kept[: len(kept) - max(1, (_utf16_length(kept) - room) // 2)]
-    if escape_char and (len(kept) - len(kept.rstrip(escape_char))) % 2:
-        kept = kept[:-1]  # never end on half an escape
+    kept = whole_end(kept)
     return kept + CUT_NOTE.format(count=len(text) - len(kept))
+
+
+def _without_half_entity(kept: str) -> str:
+    return re.sub(r"&[a-z]{0,3}$", "", kept)
+
+
+def _without_half_backslash_escape(kept: str) -> str:
+    return kept[:-1] if (len(kept) - len(kept.rstrip("\\"))) % 2 else kept
 
 
 def _chat_text(detail: Mapping[str, Any], escape: Callable[[str], str], bold: str) -> str:
@@ -216,13 +230,17 @@ def _chat_text(detail: Mapping[str, Any], escape: Callable[[str], str], bold: st
 
 
 def slack_body(detail: Mapping[str, Any]) -> dict[str, Any]:
-    text = fit(_chat_text(detail, slack_escape, "*"), SLACK_TEXT_LIMIT)
+    text = fit(_chat_text(detail, slack_escape, "*"), SLACK_TEXT_LIMIT, whole_end=_without_half_entity)
     # link_names off: a plain "@channel" stays text (only <!channel> notifies, and "<" is escaped).
     return {"text": text, "link_names": False, "unfurl_links": False, "unfurl_media": False}
 
 
 def discord_body(detail: Mapping[str, Any]) -> dict[str, Any]:
-    content = fit(_chat_text(detail, discord_escape, "**"), DISCORD_CONTENT_LIMIT, escape_char="\\")
+    content = fit(
+        _chat_text(detail, discord_escape, "**"),
+        DISCORD_CONTENT_LIMIT,
+        whole_end=_without_half_backslash_escape,
+    )
     return {"content": content, "allowed_mentions": {"parse": []}}
 
 
