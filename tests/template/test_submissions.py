@@ -242,9 +242,18 @@ def test_the_notifications_role_sends_email_as_the_sender_only_and_uses_no_wildc
         ]
     }
     identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    first_owner = {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "NotificationEmail"}]}]}
     assert ses["Resource"] == [
         {"Fn::Sub": [identity + "${Sender}", {"Sender": sender}]},
         {"Fn::Sub": [identity + "${Domain}", {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", sender]}]}}]},
+        # The SES sandbox checks the recipient's identity as well.
+        {
+            "Fn::If": [
+                "EmailChannel",
+                {"Fn::Sub": [identity + "${Owner}", {"Owner": first_owner}]},
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
     ]
     assert [a for s in everything for a in _actions(s) if a.startswith("ses:")] == ["ses:SendEmail"]
 

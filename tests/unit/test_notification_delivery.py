@@ -38,7 +38,6 @@ from captcha_verify.notifications.consumer import (
     backoff_seconds,
     build_handler,
 )
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from support import FakeContext, ScriptedProvider, load_event, log_records
@@ -101,18 +100,9 @@ def receiver() -> Iterator[ScriptedProvider]:
 
 
 @pytest.fixture
-def aws_notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        create_table(boto3.client("dynamodb"), LEDGER, load_template(), "NotificationLedgerTable")
-        boto3.client("ses").verify_email_identity(EmailAddress=OWNER)
-        yield
+def aws_notify(mocked_aws: None) -> None:
+    create_table(boto3.client("dynamodb"), LEDGER, load_template(), "NotificationLedgerTable")
+    boto3.client("ses").verify_email_identity(EmailAddress=OWNER)
 
 
 def notifier(
