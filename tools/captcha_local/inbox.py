@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from captcha_verify.notifications.messages import visible
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -28,6 +29,9 @@ SUBMISSION_HEADER = "X-Captcha-Verify-Submission-Id"
 WEBHOOK_HEADERS = ("Content-Type", "User-Agent", "X-Captcha-Verify-Timestamp", "X-Captcha-Verify-Signature")
 # How a Slack or Discord body names its submission (the status line the layer writes).
 _SUBMISSION_ID = re.compile(r"Submission id: ([0-9a-f-]{36})")
+# The forwarded call is bounded like the function's own (connect, read seconds; answer bytes).
+FORWARD_TIMEOUT = (3.0, 10.0)
+MAX_FORWARD_ANSWER_BYTES = 16 * 1024
 # Long polling: a message is picked up as soon as it arrives, as Lambda's pollers do.
 WAIT_SECONDS = 1
 
@@ -77,6 +81,33 @@ def failed_ids(result: Mapping[str, Any]) -> set[str] | None:
     return {str(item.get("itemIdentifier")) for item in result["ok"].get("batchItemFailures", [])}
 
 
+@dataclass(frozen=True)
+class SinkAnswer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+def forward(url: str, query: str, headers: Mapping[str, str], body: bytes) -> SinkAnswer:
+    """The same body and headers posted to `url` (with the function's query, e.g. Discord's
+    ?wait=true); its status, bounded answer and Retry-After. A failure answers 504, which the
+    function treats as transient, as it would the receiver's own timeout."""
+    target = f"{url}{'&' if '?' in url else '?'}{query}" if query else url
+    try:
+        with requests.post(
+            target,
+            data=body,
+            headers=dict(headers),
+            timeout=FORWARD_TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            answer = response.raw.read(MAX_FORWARD_ANSWER_BYTES, decode_content=True)
+            return SinkAnswer(response.status_code, answer, response.headers.get("Retry-After"))
+    except requests.RequestException:
+        return SinkAnswer(504, b"", None)
+
+
 @dataclass
 class ChannelQueue:
     channel: str  # "email", "webhook", "autoresponse"
@@ -94,6 +125,7 @@ class NotificationInbox:
     aws_client: Callable[[str], Any]
     region: str
     announce: Callable[[str], None] = lambda line: print(line, flush=True)
+    forward_to: str | None = None  # the user's own webhook URL (--webhook-url); never printed
     channels: list[ChannelQueue] = field(default_factory=list, init=False)
     _environment: dict[str, str] = field(default_factory=dict, init=False)
     _details: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
@@ -234,8 +266,9 @@ class NotificationInbox:
             matches = [sid for sid, d in self._details.items() if d.get("form", {}).get("email") == address]
         return matches[-1] if matches else ""
 
-    def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
-        """What the local webhook sink was posted."""
+    def receive_webhook(self, headers: Mapping[str, str], body: bytes, query: str = "") -> SinkAnswer:
+        """What the local webhook sink was posted, kept for the inbox; passed on unchanged to the
+        user's own webhook (--webhook-url), whose answer the function then gets as its own."""
         text = body.decode("utf-8", errors="replace")
         try:
             document = json.loads(text)
@@ -247,6 +280,9 @@ class NotificationInbox:
             submission_id = found[1] if found else ""
         kept = {name: headers[name] for name in WEBHOOK_HEADERS if name in headers}
         self._file(str(submission_id), "webhook", {"headers": kept, "body": text, "received_at": time.time()})
+        if self.forward_to is None:
+            return SinkAnswer(200, b"ok", None)
+        return forward(self.forward_to, query, kept, body)
 
     def _file(self, submission_id: str, kind: str, delivery: dict[str, Any]) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 import flask
 import requests
+from captcha_verify.notifications.config import WebhookFormat, format_for
 from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
@@ -235,6 +236,11 @@ class LocalStack:
         overrides["NotificationEmail"] = LOCAL_OWNER
         overrides["WebhookUrl"] = self.webhook_url or f"{site}/webhook"
         overrides["WebhookFormat"] = self.webhook_format
+        if self.webhook_url:
+            # The function posts to the inbox's sink, which passes it on to this URL: so it uses
+            # the format a deployed stack would choose from this URL's host.
+            configured = WebhookFormat(self.webhook_format) if self.webhook_format else None
+            overrides["WebhookFormat"] = format_for(self.webhook_url, configured).value
         overrides["AutoresponseText"] = self.autoresponse_text
         for provider, prefix in PARAMETER_PREFIX.items():
             overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
@@ -349,8 +355,9 @@ class LocalStack:
                 self.aws_client("secretsmanager"),
                 notify.environment["WEBHOOK_SECRET_ID"],
                 template,
-                self.webhook_url or f"{self.url('site')}/webhook",
+                f"{self.url('site')}/webhook",
             )
+            self.inbox.forward_to = self.webhook_url
         return {
             **specs,
             NOTIFICATIONS_FUNCTION: replace(notify, environment={**notify.environment, **resolved}),
@@ -504,16 +511,17 @@ class InboxSiteHandler(SiteHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if self.path.split("?", 1)[0] != "/webhook" or self.inbox is None or length > MAX_WEBHOOK_BYTES:
+        path, _, query = self.path.partition("?")
+        if path != "/webhook" or self.inbox is None or length > MAX_WEBHOOK_BYTES:
             self.send_error(404 if length <= MAX_WEBHOOK_BYTES else 413)
             return
-        self.inbox.receive_webhook(dict(self.headers.items()), self.rfile.read(length))
-        answer = b"ok"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(answer)))
+        answer = self.inbox.receive_webhook(dict(self.headers.items()), self.rfile.read(length), query)
+        self.send_response(answer.status)
+        if answer.retry_after:
+            self.send_header("Retry-After", answer.retry_after)
+        self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        self.wfile.write(answer)
+        self.wfile.write(answer.body)
 
 
 def real_credentials(path: Path) -> dict[str, sandbox.Credentials]:
@@ -605,7 +613,9 @@ def ready_banner(stack: LocalStack) -> str:
     routes = "\n".join(f"    POST {stack.url('api')}/verify/{provider}" for provider in FUNCTIONS)
     providers = "the real providers (--real)" if stack.real else f"provider sandbox  {stack.url('sandbox')}"
     # The URL itself is a credential (Slack, Discord): never printed.
-    webhook = "your --webhook-url" if stack.webhook_url else f"{stack.url('site')}/webhook"
+    webhook = (
+        "your --webhook-url (through the inbox)" if stack.webhook_url else f"{stack.url('site')}/webhook"
+    )
     return (
         "captcha-verify is running locally (Ctrl-C stops every part)\n"
         f"  demo site         {stack.url('site')}/   <- open this\n"
