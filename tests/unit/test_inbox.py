@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from captcha_local.inbox import failed_ids, parsed_email, sqs_event
-from captcha_verify.notifications.config import ChannelQueues, NotifySettings
+from captcha_verify.notifications.config import Channel, ChannelQueues, NotifySettings
 from captcha_verify.notifications.messages import owner_email
 from support import load_event
 
@@ -36,9 +36,9 @@ def test_the_sqs_event_is_what_the_function_reads_as_a_channels_record() -> None
     assert record["eventSource"] == "aws:sqs" and record["messageId"] == "m-1"
     settings = NotifySettings(
         "ledger",
-        {"email": ChannelQueues("http://127.0.0.1:1/123456789012/EmailQueue", "dlq")},  # type: ignore[dict-item]
+        {Channel.EMAIL: ChannelQueues("http://127.0.0.1:1/123456789012/EmailQueue", "dlq")},
     )
-    assert settings.channel_of(record["eventSourceARN"]) == "email"
+    assert settings.channel_of(record["eventSourceARN"]) is Channel.EMAIL
     # The same shape as the sample event the unit tests use (events/notifications).
     sample = load_event("notifications", "form-submission")["Records"][0]
     assert set(record) == set(sample)
