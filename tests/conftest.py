@@ -31,7 +31,8 @@ _services = itertools.count()
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in this process, with test credentials (never a running `make local`'s endpoint)."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -40,22 +41,26 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        template = load_template()
-        create_challenge_table(boto3.client("dynamodb"), TABLE, template)
-        create_idempotency_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
-        events = boto3.client("events")
-        events.create_event_bus(Name=BUS)
-        queue_url = boto3.client("sqs").create_queue(QueueName=INBOX)["QueueUrl"]
-        queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-        events.put_rule(
-            Name="inbox", EventBusName=BUS, EventPattern=json.dumps({"source": ["captcha-verify"]})
-        )
-        events.put_targets(
-            Rule="inbox",
-            EventBusName=BUS,
-            Targets=[{"Id": "inbox", "Arn": queue_arn["Attributes"]["QueueArn"]}],
-        )
         yield
+
+
+@pytest.fixture
+def aws(mocked_aws: None) -> None:
+    """The challenge and idempotency tables (the template's definitions), the bus, and a queue
+    that receives whatever the bus delivers."""
+    template = load_template()
+    create_challenge_table(boto3.client("dynamodb"), TABLE, template)
+    create_idempotency_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
+    events = boto3.client("events")
+    events.create_event_bus(Name=BUS)
+    queue_url = boto3.client("sqs").create_queue(QueueName=INBOX)["QueueUrl"]
+    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    events.put_rule(Name="inbox", EventBusName=BUS, EventPattern=json.dumps({"source": ["captcha-verify"]}))
+    events.put_targets(
+        Rule="inbox",
+        EventBusName=BUS,
+        Targets=[{"Id": "inbox", "Arn": queue_arn["Attributes"]["QueueArn"]}],
+    )
 
 
 @pytest.fixture

@@ -131,13 +131,13 @@ def test_demo_form_plain_post_fetch_and_repeated_token(
     assert foreign == []
 
 
-def test_submission_appears_in_the_inbox_with_the_email_text(
+def test_submission_appears_in_the_inbox_as_the_email_ses_received(
     demo: tuple[Page, list[str]], demo_stack: LocalStack
 ) -> None:
     page, foreign = demo
     site = demo_stack.url("site")
     open_demo(page, site)
-    page.locator("section#byebot textarea[name=message]").fill("See you at the meetup")
+    page.locator("section#byebot textarea[name=message]").fill('See you at the "meetup"\n<b>Bring snacks</b>')
     solve(page, "byebot")
     digest = hashlib.sha256(hidden_token(page, "byebot").encode()).hexdigest()
 
@@ -149,12 +149,19 @@ def test_submission_appears_in_the_inbox_with_the_email_text(
 
     submission = page.locator(f'#inbox article[data-token-sha256="{digest}"]')
     expect(submission).to_have_count(1, timeout=WAIT_MS)
-    expect(submission.locator("dl")).to_contain_text("See you at the meetup", timeout=WAIT_MS)
-    expect(submission.locator("dl")).not_to_contain_text("_gotcha")
-    expect(submission.locator("pre.email")).to_contain_text(
-        f"New form submission from {site}", timeout=WAIT_MS
-    )
-    expect(submission.locator("pre.email")).to_contain_text("See you at the meetup", timeout=WAIT_MS)
+    expect(submission.locator("dl.fields")).to_contain_text("See you at the", timeout=WAIT_MS)
+    expect(submission.locator("dl.fields")).not_to_contain_text("_gotcha")
+    mail = submission.locator(".mail")
+    expect(mail.locator("dl.headers")).to_contain_text("New submission from 127.0.0.1", timeout=WAIT_MS)
+    expect(mail.locator("pre.email")).to_contain_text('message: See you at the "meetup"', timeout=WAIT_MS)
+    expect(mail.locator("pre.email")).to_contain_text("  <b>Bring snacks</b>", timeout=WAIT_MS)
+    # The HTML part renders in a sandboxed frame: the visitor's markup shows as text, never as bold.
+    frame = mail.locator("iframe.email-html")
+    expect(frame).to_have_attribute("sandbox", "")
+    html_part = page.frame_locator(f'#inbox article[data-token-sha256="{digest}"] iframe.email-html')
+    expect(html_part.locator("td").nth(1)).to_contain_text("<b>Bring snacks</b>", timeout=WAIT_MS)
+    expect(html_part.locator("b")).to_have_count(0)
+    expect(submission.locator("pre.webhook")).to_contain_text('"submission_id"', timeout=WAIT_MS)
     assert foreign == []
 
 

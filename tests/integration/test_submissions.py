@@ -1,16 +1,21 @@
 """Submissions end to end over real HTTP through `make local`'s stack: the function puts the event on
-the local bus, the template's rules deliver it to the stand-in queues, and the demo site's inbox
-shows it with the notification email's text."""
+the local bus, each channel's rule fills its queue, the real notifications function sends the email
+through moto's SES and posts the signed webhook to the demo site's sink, and the inbox shows both
+as they were received."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
 
 import pytest
 import requests
-from captcha_local.inbox import RULE_TARGETS
+from captcha_local.stack import LOCAL_OWNER
 from captcha_verify.responses import EXPLANATIONS
 
 from .local_harness import HTTP_TIMEOUT, Harness
@@ -41,15 +46,22 @@ def entries_for(h: Harness, token_sha256: str) -> list[dict[str, Any]]:
     return [e for e in inbox(h) if e["detail"]["verification"]["token_sha256"] == token_sha256]
 
 
-def test_a_verified_form_reaches_the_inbox_with_the_email_text(
+def webhook_key(h: Harness) -> str:
+    secret = h.stack.aws_client("secretsmanager").get_secret_value(SecretId="WebhookSecret")
+    return str(json.loads(secret["SecretString"])["signing_secret"])
+
+
+def test_a_verified_form_reaches_the_owner_as_an_email_they_can_answer_and_as_a_signed_webhook(
     h: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     token = h.issue("byebot")
+    message = 'Say "hi" to C:\\temp\r\n<b>bold</b> @everyone'
     response = h.post_json(
         "byebot",
         {
             "email": "ann@example.org",
-            "message": "Hello there",
+            "_subject": "Question about\r\nBcc: victim@example.com pricing",
+            "message": message,
             "topics": ["a", "b"],
             token.field: token.value,
         },
@@ -60,17 +72,30 @@ def test_a_verified_form_reaches_the_inbox_with_the_email_text(
 
     detail = entry["detail"]
     assert detail["provider"] == "byebot" and detail["origin"] == h.site
-    assert detail["form"] == {"email": "ann@example.org", "message": "Hello there", "topics": ["a", "b"]}
-    # The text the NotificationRule's own input transformer makes of the event.
-    assert entry["email"].startswith(f"New form submission from {h.site}\n")
-    assert '"message":"Hello there"' in entry["email"].replace(": ", ":").replace(", ", ",")
-    assert "CAPTCHA: byebot (accepted without verification: false)" in entry["email"]
-    assert '"text": "New form submission from' in entry["webhook"]
+    [mail] = entry["email"]
+    # The raw message exactly as moto's SES received it, parsed as a mail client would.
+    parsed = email.message_from_string(mail["raw"], policy=email.policy.default)
+    assert parsed["Subject"] == "Question about Bcc: victim@example.com pricing"
+    assert parsed["Reply-To"] == "ann@example.org" and parsed["From"] == parsed["To"] == LOCAL_OWNER
+    assert "Bcc" not in parsed
+    assert 'message: Say "hi" to C:\\temp\n  <b>bold</b> @everyone\n' in mail["text"]
+    assert "topics: a, b" in mail["text"] and f"Submission id: {detail['submission_id']}" in mail["text"]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in mail["html"]
+
+    [hook] = entry["webhook"]
+    body = hook["body"].encode()
+    assert json.loads(body) == detail
+    timestamp = hook["headers"]["X-Captcha-Verify-Timestamp"]
+    expected = hmac.new(webhook_key(h).encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert hook["headers"]["X-Captcha-Verify-Signature"] == f"sha256={expected}"
+
     # One line per delivery in the terminal, naming fields but no value.
     time.sleep(0.3)
     out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if detail["submission_id"] in line]
-    assert len(lines) == 1 and "(email, message, topics)" in lines[0] and "ann@example.org" not in out
+    lines = [line for line in out.splitlines() if detail["submission_id"] in line and "[inbox]" in line]
+    assert sorted(line.split()[1] for line in lines) == ["email", "webhook"]
+    assert all("delivered (email, _subject, message, topics)" in line for line in lines)
+    assert "ann@example.org" not in out and "pricing" not in out
 
 
 def test_double_clicked_form_post_delivers_once_and_both_see_the_thank_you_page(h: Harness) -> None:
@@ -81,9 +106,10 @@ def test_double_clicked_form_post_delivers_once_and_both_see_the_thank_you_page(
 
     assert first.status_code == second.status_code == 303
     assert first.headers["Location"] == second.headers["Location"] == f"{h.site}/thanks.html"
-    wait_for_entry(h, token.sha256)
-    time.sleep(0.5)  # a second delivery, if there were one, would have arrived by now
-    assert len(entries_for(h, token.sha256)) == 1
+    entry = wait_for_entry(h, token.sha256)
+    time.sleep(1.5)  # a second delivery, if there were one, would have arrived by now
+    [entry] = entries_for(h, token.sha256)
+    assert len(entry["email"]) == len(entry["webhook"]) == 1
     assert len([c for c in h.verify_calls("swetrix") if c["token_sha256"] == token.sha256]) == 1
 
 
@@ -98,7 +124,8 @@ def test_honeypot_answers_success_and_delivers_nothing(h: Harness) -> None:
 def test_bus_unreachable_answers_503_and_the_retry_delivers(h: Harness) -> None:
     events = h.stack.aws_client("events")
     bus = h.stack.inbox.bus_name if h.stack.inbox else ""
-    for rule in RULE_TARGETS:
+    assert h.stack.inbox is not None
+    for rule in [channel.rule_id for channel in h.stack.inbox.channels]:
         targets = events.list_targets_by_rule(Rule=rule, EventBusName=bus)["Targets"]
         events.remove_targets(Rule=rule, EventBusName=bus, Ids=[t["Id"] for t in targets])
         events.delete_rule(Name=rule, EventBusName=bus)

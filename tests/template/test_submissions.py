@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from captcha_local.resources import load_template
+from captcha_verify.notifications.channels import WEBHOOK_TIMEOUT_SECONDS
+from captcha_verify.notifications.consumer import backoff_seconds
 from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from captcha_verify.telemetry import SUBMISSION_DELIVERY_FAILED
 from template.test_template import PROVIDERS
 from template.test_transformed import IDEMPOTENCY_ACTIONS, translated
 
-RULES = {"NotificationRule": "NotificationDeadLetterQueue", "WebhookRule": "WebhookDeadLetterQueue"}
+CHANNELS = ("Email", "Webhook", "Autoresponse")
 
 
 @pytest.fixture(scope="module")
@@ -85,89 +89,240 @@ def test_function_environment_names_the_bus_and_table(transformed) -> None:
         assert env["REQUIRED_FIELDS"] == {"Ref": "RequiredFields"}
 
 
-@pytest.mark.parametrize(("rule_id", "queue_id"), RULES.items())
-def test_each_rule_retries_and_dead_letters_into_an_alarmed_queue(
-    transformed, rule_id: str, queue_id: str
-) -> None:
-    rule = transformed[rule_id]
-    props = rule["Properties"]
-    assert props["EventBusName"] == {"Ref": "SubmissionBus"}
-    assert props["EventPattern"] == {"source": [SOURCE], "detail-type": [DETAIL_TYPE]}
-    [target] = props["Targets"]
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
-    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
-    assert "InputTransformer" in target
+# Paths of the event an input transformer may carry: ids, flags and times the function sets.
+# Everything else (the form, the origin, the whole detail or event) holds visitor text, which
+# EventBridge inserts unescaped (design.md, Notifications).
+SAFE_INPUT_PATHS = frozenset(
+    {
+        "$.id",
+        "$.time",
+        "$.detail.submission_id",
+        "$.detail.provider",
+        "$.detail.received_at",
+        "$.detail.verification.degraded",
+    }
+)
 
-    queue = transformed[queue_id]
-    assert queue["Condition"] == rule["Condition"] and queue["Properties"]["SqsManagedSseEnabled"] is True
-    [queue_policy] = [
-        r
-        for r in transformed.values()
-        if r["Type"] == "AWS::SQS::QueuePolicy" and r["Properties"]["Queues"] == [{"Ref": queue_id}]
+
+def visitor_paths(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    """(rule, path) of every input transformer path that is not known to be free of visitor text."""
+    found = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"].get("Targets", []):
+            paths = target.get("InputTransformer", {}).get("InputPathsMap", {})
+            found += [(logical_id, path) for path in paths.values() if path not in SAFE_INPUT_PATHS]
+            if "InputPath" in target and target["InputPath"] not in SAFE_INPUT_PATHS:
+                found.append((logical_id, target["InputPath"]))
+    return found
+
+
+def test_the_visitor_path_check_catches_the_form_the_origin_and_the_whole_detail() -> None:
+    rule = {
+        "Type": "AWS::Events::Rule",
+        "Properties": {
+            "Targets": [
+                {
+                    "InputTransformer": {
+                        "InputPathsMap": {"a": "$.detail.form", "b": "$.detail.submission_id"}
+                    }
+                },
+                {"InputTransformer": {"InputPathsMap": {"c": "$.detail.form.message", "d": "$.detail"}}},
+                {"InputTransformer": {"InputPathsMap": {"e": "$.detail.origin"}}},
+            ]
+        },
+    }
+    assert [path for _, path in visitor_paths({"R": rule})] == [
+        "$.detail.form",
+        "$.detail.form.message",
+        "$.detail",
+        "$.detail.origin",
     ]
-    [statement] = queue_policy["Properties"]["PolicyDocument"]["Statement"]
-    assert (
-        statement["Principal"] == {"Service": "events.amazonaws.com"}
-        and statement["Action"] == "sqs:SendMessage"
-    )
-    assert statement["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
 
-    [alarm] = [
-        r["Properties"]
-        for r in transformed.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"].get("Dimensions")
-        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+
+def test_no_input_transformer_carries_visitor_text(transformed) -> None:
+    rules = [r for r in transformed.values() if r["Type"] == "AWS::Events::Rule"]
+    assert len(rules) == len(CHANNELS)
+    assert visitor_paths(transformed) == []
+
+
+def test_no_submission_goes_through_sns(transformed) -> None:
+    """SNS email fixes the subject, cannot set Reply-To, and mangles the text (issue 14)."""
+    topics = [lid for lid, r in transformed.items() if r["Type"] == "AWS::SNS::Topic"]
+    assert topics == ["AlarmTopic"]
+    subscriptions = [lid for lid, r in transformed.items() if r["Type"] == "AWS::SNS::Subscription"]
+    assert subscriptions == ["AlarmEmailSubscription"]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_each_channel_has_its_own_rule_queue_dead_letter_queue_alarm_and_event_source(
+    transformed, channel: str
+) -> None:
+    condition = f"{channel}Channel"
+    for kind in ("Queue", "DeadLetterQueue", "QueuePolicy", "Rule", "EventSource", "DeadLetterAlarm"):
+        assert transformed[f"{channel}{kind}"]["Condition"] == condition, kind
+    rule = transformed[f"{channel}Rule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "SubmissionBus"}
+    assert rule["EventPattern"] == {"source": [SOURCE], "detail-type": [DETAIL_TYPE]}
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [f"{channel}Queue", "Arn"]}
+    assert not {"InputTransformer", "Input", "InputPath"} & set(target)
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]}}
+
+    queue = transformed[f"{channel}Queue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]
+    }
+    # Lambda's SQS guide: the queue's visibility timeout at least the function's timeout (6x advised).
+    function_timeout = transformed["NotificationsFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * function_timeout
+    # With the function's backoff, the attempts before the dead-letter queue span hours.
+    attempts = queue["RedrivePolicy"]["maxReceiveCount"]
+    assert sum(backoff_seconds(n, None) for n in range(1, attempts)) >= 3 * 3600
+    assert transformed[f"{channel}DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+    [statement] = transformed[f"{channel}QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{channel}Rule", "Arn"]}}
+    }
+
+    source = transformed[f"{channel}EventSource"]["Properties"]
+    assert source["EventSourceArn"] == {"Fn::GetAtt": [f"{channel}Queue", "Arn"]}
+    assert source["FunctionName"] == {"Ref": "NotificationsFunctionAliaslive"}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Every record of a batch may take the whole webhook timeout.
+    assert source["BatchSize"] * WEBHOOK_TIMEOUT_SECONDS < function_timeout
+
+    alarm = transformed[f"{channel}DeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "QueueName"]}}
     ]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_email_consumer_is_an_encrypted_topic_events_may_use(transformed) -> None:
-    for logical_id in (
-        "NotificationTopicKey",
-        "NotificationTopic",
-        "NotificationTopicPolicy",
-        "NotificationSubscription",
-    ):
-        assert transformed[logical_id]["Condition"] == "HasNotificationEmail", logical_id
-    assert transformed["NotificationTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "NotificationTopicKey"}
-    key_statements = transformed["NotificationTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
-    events = [s for s in key_statements if s["Principal"] == {"Service": "events.amazonaws.com"}]
-    assert events and set(events[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
-    [publish] = transformed["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert publish["Action"] == "sns:Publish" and publish["Principal"] == {"Service": "events.amazonaws.com"}
-    assert publish["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["NotificationRule", "Arn"]}}
-    }
-    subscription = transformed["NotificationSubscription"]["Properties"]
-    assert subscription == {
-        "TopicArn": {"Ref": "NotificationTopic"},
-        "Protocol": "email",
-        "Endpoint": {"Ref": "NotificationEmail"},
-    }
-    [target] = transformed["NotificationRule"]["Properties"]["Targets"]
-    assert target["Arn"] == {"Ref": "NotificationTopic"}
+def _policy_statements(role: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Statements per condition ("" for unconditional) of a role whose policies may be Fn::If."""
+    by_condition: dict[str, list[dict[str, Any]]] = {}
+    for policy in role["Properties"]["Policies"]:
+        condition = ""
+        if set(policy) == {"Fn::If"}:
+            condition, policy, otherwise = policy["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}
+        by_condition.setdefault(condition, []).extend(policy["PolicyDocument"]["Statement"])
+    return by_condition
 
 
-def test_webhook_consumer_is_an_api_destination_invoked_by_its_own_role(transformed) -> None:
-    for logical_id in ("WebhookConnection", "WebhookDestination", "WebhookRole", "WebhookRule"):
-        assert transformed[logical_id]["Condition"] == "HasWebhook", logical_id
-    destination = transformed["WebhookDestination"]["Properties"]
-    assert destination["InvocationEndpoint"] == {"Ref": "WebhookUrl"} and destination["HttpMethod"] == "POST"
-    assert destination["ConnectionArn"] == {"Fn::GetAtt": ["WebhookConnection", "Arn"]}
-    [target] = transformed["WebhookRule"]["Properties"]["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
-    assert target["RoleArn"] == {"Fn::GetAtt": ["WebhookRole", "Arn"]}
-    assert _statements(transformed["WebhookRole"]) == [
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_the_notifications_role_sends_email_as_the_sender_only_and_uses_no_wildcard(transformed) -> None:
+    statements = _policy_statements(transformed["NotificationsFunctionRole"])
+    everything = [s for group in statements.values() for s in group]
+    assert not [a for s in everything for a in _actions(s) if "*" in a]
+    assert not [s for s in everything if s["Resource"] == "*" or "*" in _strings(s["Resource"])]
+
+    [ses] = statements["SendsEmail"]
+    assert ses["Action"] == "ses:SendEmail"
+    sender = {
+        "Fn::If": [
+            "HasSenderEmail",
+            {"Ref": "SenderEmail"},
+            {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "NotificationEmail"}]}]},
+        ]
+    }
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    first_owner = {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "NotificationEmail"}]}]}
+    assert ses["Resource"] == [
+        {"Fn::Sub": [identity + "${Sender}", {"Sender": sender}]},
+        {"Fn::Sub": [identity + "${Domain}", {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", sender]}]}}]},
+        # The SES sandbox checks the recipient's identity as well.
         {
-            "Effect": "Allow",
-            "Action": "events:InvokeApiDestination",
-            "Resource": {"Fn::GetAtt": ["WebhookDestination", "Arn"]},
-        }
+            "Fn::If": [
+                "EmailChannel",
+                {"Fn::Sub": [identity + "${Owner}", {"Owner": first_owner}]},
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
     ]
+    assert [a for s in everything for a in _actions(s) if a.startswith("ses:")] == ["ses:SendEmail"]
+
+    [ledger] = statements[""]
+    assert ledger["Resource"] == {"Fn::GetAtt": ["NotificationLedgerTable", "Arn"]}
+    assert ledger["Action"] == list(IDEMPOTENCY_ACTIONS)
+
+    for channel in CHANNELS:
+        poll, dead_letter = statements[f"{channel}Channel"][-2:]
+        assert set(_actions(poll)) == {
+            "sqs:ChangeMessageVisibility",
+            "sqs:ChangeMessageVisibilityBatch",
+            "sqs:DeleteMessage",
+            "sqs:DeleteMessageBatch",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        }
+        assert poll["Resource"]["Fn::Sub"][1] == {
+            "queueName": {"Fn::GetAtt": [f"{channel}Queue", "QueueName"]}
+        }
+        assert dead_letter == {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]},
+        }
+    [secret, *_] = statements["WebhookChannel"]
+    assert secret["Action"] == ["secretsmanager:GetSecretValue"]
+    assert secret["Resource"] == {"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "WebhookSecret"}}]}
+
+
+def test_the_webhook_url_and_signing_key_are_secrets(transformed) -> None:
+    parameters = load_template()["Parameters"]
+    assert parameters["WebhookUrl"]["NoEcho"] is True and parameters["WebhookSigningSecret"]["NoEcho"] is True
+    secret = transformed["WebhookSecret"]
+    assert secret["Condition"] == "WebhookChannel"
+    properties = secret["Properties"]
+    assert properties["SecretString"]["Fn::If"][0] == "HasWebhookSigningSecret"
+    generated = properties["GenerateSecretString"]["Fn::If"][2]
+    assert generated["GenerateStringKey"] == "signing_secret" and generated["PasswordLength"] >= 32
+    env = transformed["NotificationsFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["WEBHOOK_SECRET_ID"] == {"Fn::If": ["WebhookChannel", {"Ref": "WebhookSecret"}, ""]}
+    assert "WebhookUrl" not in json.dumps(env) and "WebhookSigningSecret" not in json.dumps(env)
+
+
+def test_the_notifications_function_reads_its_settings_by_the_names_the_layer_parses(transformed) -> None:
+    env = transformed["NotificationsFunction"]["Properties"]["Environment"]["Variables"]
+    for channel in CHANNELS:
+        prefix = channel.upper()
+        assert env[f"{prefix}_QUEUE_URL"] == {"Fn::If": [f"{channel}Channel", {"Ref": f"{channel}Queue"}, ""]}
+        assert env[f"{prefix}_DEAD_LETTER_QUEUE_URL"] == {
+            "Fn::If": [f"{channel}Channel", {"Ref": f"{channel}DeadLetterQueue"}, ""]
+        }
+    assert env["NOTIFICATION_LEDGER_TABLE_NAME"] == {"Ref": "NotificationLedgerTable"}
+    for variable, parameter in (
+        ("NOTIFICATION_EMAIL", "NotificationEmail"),
+        ("SENDER_EMAIL", "SenderEmail"),
+        ("WEBHOOK_FORMAT", "WebhookFormat"),
+        ("AUTORESPONSE_SUBJECT", "AutoresponseSubject"),
+        ("AUTORESPONSE_TEXT", "AutoresponseText"),
+    ):
+        assert env[variable] == {"Ref": parameter}
+    ledger = transformed["NotificationLedgerTable"]["Properties"]
+    assert ledger["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert ledger["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    # No provisioned concurrency for a queue consumer, whatever the Globals say.
+    alias = transformed["NotificationsFunctionAliaslive"]["Properties"]
+    assert alias["ProvisionedConcurrencyConfig"] == {
+        "Fn::If": ["ProvisionedConcurrencyEnabled", {"Ref": "AWS::NoValue"}, {"Ref": "AWS::NoValue"}]
+    }
 
 
 def test_each_provider_has_a_delivery_failure_alarm(transformed) -> None:

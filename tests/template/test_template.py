@@ -101,9 +101,12 @@ EXPECTED_PARAMETERS = {
     "RequiredFields",
     "SubmissionArchiveRetentionDays",
     "NotificationEmail",
+    "SenderEmail",
     "WebhookUrl",
-    "WebhookApiKeyName",
-    "WebhookApiKeyValue",
+    "WebhookFormat",
+    "WebhookSigningSecret",
+    "AutoresponseSubject",
+    "AutoresponseText",
 }
 
 QUERY_DEFINITIONS = {
@@ -450,13 +453,17 @@ def test_at_least_one_provider_rule(template: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ functions
-def test_one_function_per_provider_with_the_fixed_shape(template: dict[str, Any], resources) -> None:
+def test_one_function_per_provider_and_the_notifications_function_with_the_fixed_shape(
+    template: dict[str, Any], resources
+) -> None:
     functions = _functions(resources)
-    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()}
-    for name, prefix in PROVIDERS.items():
-        function = functions[f"{prefix}Function"]
+    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()} | {"NotificationsFunction"}
+    folders = {f"{prefix}Function": (name, f"{prefix}Enabled") for name, prefix in PROVIDERS.items()}
+    folders["NotificationsFunction"] = ("notifications", "HasNotifications")
+    for logical_id, (name, condition) in folders.items():
+        function = functions[logical_id]
         props = function["Properties"]
-        assert function["Condition"] == f"{prefix}Enabled"
+        assert function["Condition"] == condition
         assert props["CodeUri"] == f"functions/{name}/"
         assert props["Handler"] == "app.lambda_handler"
         assert props["Runtime"] == "python3.13"
@@ -640,8 +647,9 @@ def test_alarms_notify_the_topic(resources) -> None:
     alarms = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     expected = {
         "ApiServerErrorAlarm",
-        "NotificationDeadLetterAlarm",
+        "EmailDeadLetterAlarm",
         "WebhookDeadLetterAlarm",
+        "AutoresponseDeadLetterAlarm",
     } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
@@ -880,6 +888,8 @@ def test_every_condition_reference_exists_and_every_condition_is_used(template: 
     assert defined <= used, f"unused conditions: {sorted(defined - used)}"
     refs = {n["Ref"] for n in _walk(template) if isinstance(n, dict) and isinstance(n.get("Ref"), str)}
     known = set(template["Parameters"]) | set(template["Resources"]) | {"AWS::NoValue", "AWS::Region"}
+    # SAM resolves "<function>.Alias" to the alias AutoPublishAlias creates.
+    known |= {f"{name}.Alias" for name in _functions(template["Resources"])}
     assert {r for r in refs if not r.startswith("AWS::")} <= known, sorted(refs - known)
 
 

@@ -67,3 +67,15 @@ def create_generated_secret(secretsmanager: Any, name: str, template: dict[str, 
         ExcludePunctuation=bool(options.get("ExcludePunctuation", False)),
     )["RandomPassword"]
     return secretsmanager.create_secret(Name=name, SecretString=password)["ARN"]
+
+
+def create_webhook_secret(secretsmanager: Any, name: str, template: dict[str, Any], url: str) -> str:
+    """The webhook secret as the template makes it when WebhookSigningSecret is empty: the URL and
+    a signing key generated with the template's own options; its ARN."""
+    generated = template["Resources"]["WebhookSecret"]["Properties"]["GenerateSecretString"]["Fn::If"][2]
+    key = secretsmanager.get_random_password(
+        PasswordLength=int(generated["PasswordLength"]),
+        ExcludePunctuation=bool(generated.get("ExcludePunctuation", False)),
+    )["RandomPassword"]
+    document = {"url": url, generated["GenerateStringKey"]: key}
+    return secretsmanager.create_secret(Name=name, SecretString=json.dumps(document))["ARN"]

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 import flask
 import requests
+from captcha_verify.notifications.config import WebhookFormat, format_for
 from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
@@ -36,7 +37,7 @@ from samcli.local.apigw.local_apigw_service import LocalApigwService
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from captcha_local import sandbox
-from captcha_local.inbox import SubmissionInbox
+from captcha_local.inbox import NotificationInbox
 from captcha_local.lambda_runner import FunctionSpec, LogSink, ProcessLambdaRunner
 from captcha_local.resources import (
     FUNCTIONS,
@@ -46,12 +47,19 @@ from captcha_local.resources import (
     create_idempotency_table,
     create_rate_limit_table,
     create_secret,
+    create_table,
+    create_webhook_secret,
     load_template,
 )
 from captcha_local.terminal import RequestSink, RequestSummary, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
+# The local webhook sink reads no more than a Slack, Discord or JSON body can be.
+MAX_WEBHOOK_BYTES = 1024 * 1024
 REGION = "us-east-1"
+# The site owner of the local stack: NotificationEmail, and the sender identity verified in moto.
+LOCAL_OWNER = "owner@example.com"
+NOTIFICATIONS_FUNCTION = "NotificationsFunction"
 # Template parameter prefixes, per provider.
 PARAMETER_PREFIX = {provider: logical.removesuffix("Function") for provider, logical in FUNCTIONS.items()}
 
@@ -192,11 +200,14 @@ class LocalStack:
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
     client_rate_limit: int | None = None  # ClientRateLimitPerMinute; None keeps the template's default
+    webhook_url: str | None = None  # WebhookUrl; None: the demo site's own sink, shown in the inbox
+    webhook_format: str = ""  # WebhookFormat; "" chooses from the URL as deployed
+    autoresponse_text: str = ""  # AutoresponseText; "" = off, as deployed by default
     log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
     on_request: RequestSink | None = None  # one summary per API request
     table_name: str = field(default="", init=False)  # as the functions' environment names it
     rate_limit_table_name: str = field(default="", init=False)
-    inbox: SubmissionInbox | None = field(default=None, init=False)
+    inbox: NotificationInbox | None = field(default=None, init=False)
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     @property
@@ -222,6 +233,15 @@ class LocalStack:
         }
         if self.client_rate_limit is not None:
             overrides["ClientRateLimitPerMinute"] = str(self.client_rate_limit)
+        overrides["NotificationEmail"] = LOCAL_OWNER
+        overrides["WebhookUrl"] = self.webhook_url or f"{site}/webhook"
+        overrides["WebhookFormat"] = self.webhook_format
+        if self.webhook_url:
+            # The function posts to the inbox's sink, which passes it on to this URL: so it uses
+            # the format a deployed stack would choose from this URL's host.
+            configured = WebhookFormat(self.webhook_format) if self.webhook_format else None
+            overrides["WebhookFormat"] = format_for(self.webhook_url, configured).value
+        overrides["AutoresponseText"] = self.autoresponse_text
         for provider, prefix in PARAMETER_PREFIX.items():
             overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
             if self.real is None:
@@ -247,12 +267,15 @@ class LocalStack:
             cors = http_api_cors(stacks)  # before anything reads (and caches) the stack's resources
             specs = function_specs(stacks)
             self._create_resources(specs)
-            self._start_submissions(specs)
+            specs = self._start_submissions(specs)
             self._create_rate_limit(specs)
+            runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
+            self._stops.append(runner.stop)
+            self._start_notifications(runner)
             if self.real is None:
                 self._serve("sandbox", sandbox.create_app())
             self._start_site()
-            self._start_api(stacks, specs, cors)
+            self._start_api(stacks, runner, cors)
         except BaseException:
             self.stop()
             raise
@@ -304,16 +327,49 @@ class LocalStack:
                     self.credentials[provider].secret,
                 )
 
-    def _start_submissions(self, specs: Mapping[str, FunctionSpec]) -> None:
-        """The idempotency table, and the bus with the template's rules feeding the demo's inbox."""
+    def _start_submissions(self, specs: Mapping[str, FunctionSpec]) -> dict[str, FunctionSpec]:
+        """The idempotency table, the bus, and each notification channel's rule and queue as the
+        template defines them, with the ledger table and the webhook secret; returns the specs
+        with the notifications function's queue variables as the URLs CloudFormation would give."""
         environment = next(iter(specs.values())).environment
         template = load_template()
-        create_idempotency_table(self.aws_client("dynamodb"), environment["IDEMPOTENCY_TABLE_NAME"], template)
-        self.inbox = SubmissionInbox(
-            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client
+        dynamodb = self.aws_client("dynamodb")
+        create_idempotency_table(dynamodb, environment["IDEMPOTENCY_TABLE_NAME"], template)
+        self.inbox = NotificationInbox(
+            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client, REGION
         )
-        self.inbox.create()
-        self._stops.append(self.inbox.start())
+        notify = specs.get(NOTIFICATIONS_FUNCTION)
+        if notify is None:
+            self.inbox.create({})
+            return dict(specs)
+        resolved = self.inbox.create(notify.environment)
+        create_table(
+            dynamodb,
+            notify.environment["NOTIFICATION_LEDGER_TABLE_NAME"],
+            template,
+            "NotificationLedgerTable",
+        )
+        self.inbox.verify_sender(notify.environment["SENDER_EMAIL"] or LOCAL_OWNER)
+        if notify.environment.get("WEBHOOK_SECRET_ID"):
+            create_webhook_secret(
+                self.aws_client("secretsmanager"),
+                notify.environment["WEBHOOK_SECRET_ID"],
+                template,
+                f"{self.url('site')}/webhook",
+            )
+            self.inbox.forward_to = self.webhook_url
+        return {
+            **specs,
+            NOTIFICATIONS_FUNCTION: replace(notify, environment={**notify.environment, **resolved}),
+        }
+
+    def _start_notifications(self, runner: ProcessLambdaRunner) -> None:
+        """The channels' pollers, invoking the notifications function as its event sources would."""
+        if self.inbox is None or NOTIFICATIONS_FUNCTION not in runner.workers:
+            return
+        worker = runner.workers[NOTIFICATIONS_FUNCTION]
+        batch_size = int(load_template()["Resources"]["EmailEventSource"]["Properties"]["BatchSize"])
+        self._stops.append(self.inbox.start(worker.invoke, batch_size))
 
     def _create_rate_limit(self, specs: Mapping[str, FunctionSpec]) -> None:
         """The per-client counter table and its HMAC key, so the limit is enforced as deployed."""
@@ -356,11 +412,7 @@ class LocalStack:
         self._stops.append(server.server_close)
         self._stops.append(server.shutdown)
 
-    def _start_api(
-        self, stacks: list[Any], specs: Mapping[str, FunctionSpec], cors: Mapping[str, Any]
-    ) -> None:
-        runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
-        self._stops.append(runner.stop)
+    def _start_api(self, stacks: list[Any], runner: ProcessLambdaRunner, cors: Mapping[str, Any]) -> None:
         service = LocalHttpApi(
             api=ApiProvider(stacks).api,
             lambda_runner=runner,
@@ -438,9 +490,10 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
 
 class InboxSiteHandler(SiteHandler):
-    """The site, plus /inbox.json: what the local bus delivered, for the demo page's inbox."""
+    """The site, plus /inbox.json (what reached a person, for the demo page's inbox) and
+    POST /webhook, the local stand-in for a Slack, Discord or JSON webhook receiver."""
 
-    def __init__(self, *args: Any, inbox: SubmissionInbox | None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, inbox: NotificationInbox | None, **kwargs: Any) -> None:
         self.inbox = inbox
         super().__init__(*args, **kwargs)
 
@@ -455,6 +508,20 @@ class InboxSiteHandler(SiteHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        path, _, query = self.path.partition("?")
+        if path != "/webhook" or self.inbox is None or length > MAX_WEBHOOK_BYTES:
+            self.send_error(404 if length <= MAX_WEBHOOK_BYTES else 413)
+            return
+        answer = self.inbox.receive_webhook(dict(self.headers.items()), self.rfile.read(length), query)
+        self.send_response(answer.status)
+        if answer.retry_after:
+            self.send_header("Retry-After", answer.retry_after)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
 
 
 def real_credentials(path: Path) -> dict[str, sandbox.Credentials]:
@@ -482,6 +549,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "default: the template's)",
     )
     parser.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="post each submission to this webhook (WebhookUrl), as the deployed stack would "
+        "(default: the demo site's own sink, shown in the inbox)",
+    )
+    parser.add_argument(
+        "--webhook-format",
+        choices=("slack", "discord", "json"),
+        default="",
+        help="WebhookFormat (default: chosen from the URL's host, as deployed)",
+    )
+    parser.add_argument(
+        "--autoresponse",
+        metavar="TEXT",
+        default="",
+        help="AutoresponseText: email the visitor's valid email field this fixed confirmation",
+    )
+    parser.add_argument(
         "--raw-logs",
         action="store_true",
         help="print every function log line (JSON, EMF) as CloudWatch receives it, not only warnings",
@@ -504,6 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         friendly_api_version=args.friendly_api_version,
         failure_policy=args.failure_policy,
         client_rate_limit=args.rate_limit,
+        webhook_url=args.webhook_url,
+        webhook_format=args.webhook_format,
+        autoresponse_text=args.autoresponse,
         log=terminal.function_line,
         on_request=terminal.request,
     )
@@ -524,12 +612,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def ready_banner(stack: LocalStack) -> str:
     routes = "\n".join(f"    POST {stack.url('api')}/verify/{provider}" for provider in FUNCTIONS)
     providers = "the real providers (--real)" if stack.real else f"provider sandbox  {stack.url('sandbox')}"
+    # The URL itself is a credential (Slack, Discord): never printed.
+    webhook = (
+        "your --webhook-url (through the inbox)" if stack.webhook_url else f"{stack.url('site')}/webhook"
+    )
     return (
         "captcha-verify is running locally (Ctrl-C stops every part)\n"
         f"  demo site         {stack.url('site')}/   <- open this\n"
         f"  API               {stack.url('api')}\n{routes}\n"
         f"  {providers}\n"
         f"  AWS (moto)        {stack.url('aws')}  table {stack.table_name}\n"
+        f"  notifications     email to {LOCAL_OWNER} via SES (moto), webhook to {webhook}"
+        f"{', autoresponse on' if stack.autoresponse_text else ''}; both in the inbox\n"
         "  stats             make stats-local   (in another terminal)\n"
         "One line per request follows, with any warning or error the function logs\n"
         "(make local ARGS=--raw-logs prints every log line, as CloudWatch receives it)."

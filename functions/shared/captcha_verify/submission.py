@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from captcha_verify.checks import GENERIC_TOKEN_FIELD
+from captcha_verify.config import normalize_origin
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
 
@@ -18,6 +20,12 @@ DETAIL_TYPE = "Form Submission"
 _SUBMISSION_NAMESPACE = uuid.UUID("6f1c3f0e-52a4-4b8e-9a51-0c2f5b7d9e11")
 
 FormValue = str | int | float | bool | list[str]
+
+MAX_ORIGIN_LENGTH = 256
+# What a browser sends as Origin: scheme, host (a name or a bracketed IPv6 address), optional port.
+_WELL_FORMED_ORIGIN = re.compile(
+    r"https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+)
 
 
 def submission_id(provider: str, token_sha256: str) -> str:
@@ -42,7 +50,20 @@ def form_content(fields: Mapping[str, object], excluded: Iterable[str]) -> dict[
     return form
 
 
-def submission_detail(attempt: Attempt, form: Mapping[str, FormValue]) -> dict[str, Any]:
+def bounded_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
+    """The request's Origin as the event carries it: an allowed origin (any well-formed one when
+    none are configured), at most 256 characters, else None. Consumers put it in subjects and
+    messages, so nothing a client makes up travels further than this."""
+    if origin is None or len(origin) > MAX_ORIGIN_LENGTH or not _WELL_FORMED_ORIGIN.fullmatch(origin):
+        return None
+    if allowed and normalize_origin(origin) not in allowed:
+        return None
+    return origin
+
+
+def submission_detail(
+    attempt: Attempt, form: Mapping[str, FormValue], allowed_origins: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The event detail of design.md for a successful attempt (verified or degraded)."""
     answer = attempt.answer
     token_sha256 = attempt.token_sha256 or ""
@@ -50,7 +71,7 @@ def submission_detail(attempt: Attempt, form: Mapping[str, FormValue]) -> dict[s
         "submission_id": submission_id(attempt.provider, token_sha256),
         "provider": attempt.provider,
         "received_at": iso_millis(attempt.created_at),
-        "origin": attempt.origin,
+        "origin": bounded_origin(attempt.origin, allowed_origins),
         "request_id": attempt.request_id,
         "form": dict(form),
         "verification": {

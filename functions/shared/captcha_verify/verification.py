@@ -201,7 +201,7 @@ class Verifier:
         """One event per token. A failure is not kept, so the visitor's retry of the same request
         (whose verification is kept) delivers it without a new token."""
         excluded = (*self.adapter.token_fields, self.settings.honeypot_field)
-        detail = submission_detail(attempt, form_content(form, excluded))
+        detail = submission_detail(attempt, form_content(form, excluded), self.settings.allowed_origins)
         ids = {
             "provider": self.provider,
             "request_id": inbound.request_id,
