@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from captcha_local.terminal import Terminal
+
 # Template rule -> the local queue standing in for its target.
 RULE_TARGETS = {"NotificationRule": "email", "WebhookRule": "webhook"}
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
@@ -83,7 +85,8 @@ class SubmissionInbox:
     resources: Mapping[str, Any]  # the template's Resources
     bus_name: str
     aws_client: Callable[[str], Any]
-    announce: Callable[[str], None] = lambda line: print(line, flush=True)
+    # The terminal's own line writer, which escapes what the visitor typed (field names, origin).
+    announce: Callable[[str], None] = field(default_factory=lambda: Terminal().notice)
     deliveries: list[Delivery] = field(default_factory=list, init=False)
     _queues: dict[str, str] = field(default_factory=dict, init=False)
     _stopped: threading.Event = field(default_factory=threading.Event, init=False)

@@ -192,8 +192,9 @@ class LocalStack:
     friendly_api_version: str = "v1"
     failure_policy: str = "closed"
     client_rate_limit: int | None = None  # ClientRateLimitPerMinute; None keeps the template's default
-    log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
+    log: LogSink = field(default_factory=lambda: Terminal(raw=True).function_line)
     on_request: RequestSink | None = None  # one summary per API request
+    announce: Callable[[str], None] = field(default_factory=lambda: Terminal().notice)  # the inbox's lines
     table_name: str = field(default="", init=False)  # as the functions' environment names it
     rate_limit_table_name: str = field(default="", init=False)
     inbox: SubmissionInbox | None = field(default=None, init=False)
@@ -310,7 +311,7 @@ class LocalStack:
         template = load_template()
         create_idempotency_table(self.aws_client("dynamodb"), environment["IDEMPOTENCY_TABLE_NAME"], template)
         self.inbox = SubmissionInbox(
-            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client
+            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client, self.announce
         )
         self.inbox.create()
         self._stops.append(self.inbox.start())
@@ -506,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_rate_limit=args.rate_limit,
         log=terminal.function_line,
         on_request=terminal.request,
+        announce=terminal.notice,
     )
     stopped = threading.Event()
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.

@@ -9,6 +9,7 @@ from typing import Any
 from captcha_verify.checks import GENERIC_TOKEN_FIELD
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
+from captcha_verify.telemetry import MAX_TEXT_LENGTH, bounded
 
 SOURCE = "captcha-verify"
 DETAIL_TYPE = "Form Submission"
@@ -50,13 +51,14 @@ def submission_detail(attempt: Attempt, form: Mapping[str, FormValue]) -> dict[s
         "submission_id": submission_id(attempt.provider, token_sha256),
         "provider": attempt.provider,
         "received_at": iso_millis(attempt.created_at),
-        "origin": attempt.origin,
+        # Users' rules match on it: an origin too long to be whole is no origin, not a cut one.
+        "origin": attempt.origin if attempt.origin and len(attempt.origin) <= MAX_TEXT_LENGTH else None,
         "request_id": attempt.request_id,
         "form": dict(form),
         "verification": {
             "degraded": attempt.decision.degraded,
             "challenge_ts": iso_seconds(answer.challenge_ts) if answer.challenge_ts else None,
-            "sitekey": answer.sitekey,
+            "sitekey": bounded(answer.sitekey),
             "solve_time_ms": answer.solve_time_ms,
             "interactive": answer.interactive,
             "token_sha256": token_sha256,
