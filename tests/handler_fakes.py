@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
 from captcha_verify.config import Settings
 from captcha_verify.delivery import DeliveryFailed
@@ -23,6 +22,7 @@ from captcha_verify.entrypoint import build_handler
 from captcha_verify.idempotency import Kept, Ran
 from captcha_verify.providers import OutboundCall
 from captcha_verify.rate_limit import RateLimiter
+from captcha_verify.telemetry import bounded_logger
 from captcha_verify.transport import ProviderReply
 from support import FakeContext, load_event
 
@@ -185,7 +185,8 @@ def build_rig(
         patch.setenv("POWERTOOLS_SERVICE_NAME", service)
         patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CaptchaVerifyFakes")
         limiter = (
-            RateLimiter(rate_limit, "rate", FakeKeyStore(), Logger(), EphemeralMetrics(), counter)  # type: ignore[arg-type]
+            # The first Logger of a service sets its formatter for all: the functions' own, as in Lambda.
+            RateLimiter(rate_limit, "rate", FakeKeyStore(), bounded_logger(), EphemeralMetrics(), counter)  # type: ignore[arg-type]
             if counter is not None
             else None
         )
