@@ -31,7 +31,7 @@ help:
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
 	@echo "make deploy   build, then deploy (the first time asks five questions; ARGS='--guided' asks again)"
 	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
-	@echo "make fuzz     the fuzz suite with many examples, and its statistics"
+	@echo "make fuzz     the fuzz suite with many examples (FUZZ_EXAMPLES=N), and its statistics"
 
 venv: $(STAMP)
 
@@ -82,7 +82,8 @@ lint: $(STAMP)
 test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint
 	$(BIN)/python -m pytest
 
-# Many more fuzz examples than `make test` runs, with hypothesis's statistics and the slowest input.
+# Many more fuzz examples than `make test` runs (3000, or FUZZ_EXAMPLES=100000 make fuzz), with
+# examples per second, hypothesis's statistics and the slowest input.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -s --hypothesis-show-statistics
 
