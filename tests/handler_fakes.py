@@ -30,6 +30,17 @@ SECRET = "sk_" + "SeCrEtCaNaRy0123456789abcdefghij"[:32]
 RATE_LIMIT_KEY = "k" * 64
 
 
+def minimal_settings(**overrides: Any) -> Settings:
+    """Settings with placeholder names for every required resource."""
+    return Settings(
+        challenge_table_name="t",
+        provider_secret_id="s",
+        submission_bus_name="b",
+        idempotency_table_name="i",
+        **overrides,
+    )
+
+
 @dataclass
 class FakeSecrets:
     reads: int = 0

@@ -29,12 +29,12 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from captcha_local.terminal import Terminal
-from captcha_verify.config import FailurePolicy, Settings
+from captcha_verify.config import FailurePolicy
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS
 from captcha_verify.telemetry import MAX_LINE_BYTES
 from captcha_verify.transport import ProviderReply
-from handler_fakes import SECRET, Rig, build_rig, http_event
+from handler_fakes import SECRET, Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -88,11 +88,7 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
     built = {}
     for provider in PROVIDERS:
         for policy in FailurePolicy:
-            settings = Settings(
-                challenge_table_name="t",
-                provider_secret_id="s",
-                submission_bus_name="b",
-                idempotency_table_name="i",
+            settings = minimal_settings(
                 # The open-policy rigs take any origin, so a long one reaches every log path.
                 allowed_origins=frozenset({ALLOWED}) if policy is FailurePolicy.CLOSED else frozenset(),
                 failure_policy=policy,

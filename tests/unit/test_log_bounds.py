@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from captcha_verify.config import FailurePolicy, Settings
+from captcha_verify.config import FailurePolicy
 from captcha_verify.telemetry import MAX_TEXT_LENGTH, BoundedFormatter, bounded
 from captcha_verify.transport import ProviderReply
-from handler_fakes import Rig, build_rig, http_event
+from handler_fakes import Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,28 +38,20 @@ def longest_line(output: str) -> int:
     return max(len(line.encode("utf-8")) for line in lines_of(output))
 
 
-def _settings(**overrides: Any) -> Settings:
-    return Settings(
-        challenge_table_name="t",
-        provider_secret_id="s",
-        submission_bus_name="b",
-        idempotency_table_name="i",
-        **overrides,
-    )
-
-
 @pytest.fixture(scope="module")
 def rigs() -> dict[str, Rig]:
     """One rig per log path: the path's configuration (policy, allow-list, limit, store)."""
     return {
-        "reject": build_rig("byebot", _settings(allowed_origins=frozenset({ALLOWED})), service="bounds-a"),
-        "honeypot": build_rig("byebot", _settings(), service="bounds-b"),
-        "rate limit": build_rig("byebot", _settings(), service="bounds-c", rate_limit=1),
-        "repeat": build_rig("byebot", _settings(), service="bounds-d", remember=True),
-        "delivered": build_rig("byebot", _settings(), service="bounds-e"),
-        "not delivered": build_rig("byebot", _settings(), service="bounds-f"),
+        "reject": build_rig(
+            "byebot", minimal_settings(allowed_origins=frozenset({ALLOWED})), service="bounds-a"
+        ),
+        "honeypot": build_rig("byebot", minimal_settings(), service="bounds-b"),
+        "rate limit": build_rig("byebot", minimal_settings(), service="bounds-c", rate_limit=1),
+        "repeat": build_rig("byebot", minimal_settings(), service="bounds-d", remember=True),
+        "delivered": build_rig("byebot", minimal_settings(), service="bounds-e"),
+        "not delivered": build_rig("byebot", minimal_settings(), service="bounds-f"),
         "provider": build_rig(
-            "friendlycaptcha", _settings(failure_policy=FailurePolicy.OPEN), service="bounds-g"
+            "friendlycaptcha", minimal_settings(failure_policy=FailurePolicy.OPEN), service="bounds-g"
         ),
     }
 
