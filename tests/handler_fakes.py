@@ -196,7 +196,6 @@ def build_rig(
         patch.setenv("POWERTOOLS_SERVICE_NAME", service)
         patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CaptchaVerifyFakes")
         limiter = (
-            # The first Logger of a service sets its formatter for all: the functions' own, as in Lambda.
             RateLimiter(rate_limit, "rate", FakeKeyStore(), bounded_logger(), EphemeralMetrics(), counter)  # type: ignore[arg-type]
             if counter is not None
             else None

@@ -8,6 +8,7 @@ real handler with hostile text and measure every line it prints.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import string
@@ -16,8 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aws_lambda_powertools import Logger
 from captcha_verify.config import FailurePolicy
-from captcha_verify.telemetry import MAX_TEXT_LENGTH, BoundedFormatter, bounded
+from captcha_verify.telemetry import MAX_TEXT_LENGTH, BoundedFormatter, bounded, bounded_logger
 from captcha_verify.transport import ProviderReply
 from handler_fakes import Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, given, settings
@@ -164,3 +166,13 @@ def test_bounded_cuts_text_lists_and_anything_else() -> None:
     assert bounded(["x"] * 50) == ["x"] * 10
     assert bounded(ValueError("v" * 1000)) == "v" * (MAX_TEXT_LENGTH - 1) + "…"
     assert bounded("\ud800ok") == "?ok"  # a lone surrogate could not be written to the log stream
+
+
+def test_the_bound_holds_when_a_plain_logger_of_the_service_came_first() -> None:
+    """Powertools' first Logger of a service sets the formatter all its Loggers share."""
+    stream = io.StringIO()
+    Logger(service="bounds-first", logger_handler=logging.StreamHandler(stream))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POWERTOOLS_SERVICE_NAME", "bounds-first")
+        bounded_logger().info("honeypot tripped", extra={"origin": "x" * 10_000})
+    assert len(stream.getvalue()) < 1000 and '"origin":"xxx' in stream.getvalue()

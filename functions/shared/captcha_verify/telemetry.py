@@ -119,8 +119,13 @@ class BoundedFormatter(LambdaPowertoolsFormatter):
 
 
 def bounded_logger() -> Logger:
-    """The functions' logger: Powertools' Logger with the bounded formatter."""
-    return Logger(logger_formatter=BoundedFormatter())
+    """The functions' logger: Powertools' Logger with the bounded formatter. The first Logger of a
+    service configures the one handler they all share, so one made before this (by an import, a
+    test) would silently keep its unbounded formatter: it is replaced."""
+    logger = Logger(logger_formatter=BoundedFormatter())
+    if not isinstance(logger.registered_formatter, BoundedFormatter):
+        logger.registered_handler.setFormatter(BoundedFormatter())
+    return logger
 
 
 def provider_failed(attempt: Attempt) -> bool:
