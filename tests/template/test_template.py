@@ -646,6 +646,8 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
+            "RateLimitUnavailableAlarm",
+            "RecordWriteFailedAlarm",
         }
         assert sorted(own) == sorted(prefix + kind for kind in kinds)
         for logical_id in own:
