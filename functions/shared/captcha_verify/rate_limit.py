@@ -10,8 +10,10 @@ The client is its source IP, stored only as HMAC-SHA256 under a key kept in Secr
 reversed by hashing all 2^32 of them, a keyed one is not without the key. An IPv6 client is its
 /64: a provider hands every subscriber at least a /64 (often a /56, RFC 6177) and SLAAC privacy
 addresses change within it, so one machine can send each request from a new address; keyed on the
-whole address, the limit would bind nobody as soon as the API is reached over IPv6 (a dual-stack
-custom domain or CloudFront in front). An IPv4 address mapped into IPv6 is its IPv4 address.
+whole address, the limit would bind nobody as soon as the API is reached over IPv6 (an HTTP API
+is IPv4-only by default, and dual-stack with its IP address type set to `dualstack` or behind a
+dual-stack custom domain or CloudFront: API Gateway developer guide, "IP address types for HTTP
+APIs"). An IPv4 address mapped into IPv6 is its IPv4 address.
 
 The limiter fails open: if the key or the table is unavailable, the request goes on (logged,
 counted as RateLimitUnavailable), because a real visitor must never be locked out by our own
