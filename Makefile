@@ -32,7 +32,7 @@ help:
 	@echo "make deploy   check credentials, build, deploy (the first time asks seven questions; ARGS='--guided' asks again)"
 	@echo "make delete   remove the stack make deploy made;  make sam ARGS='...': any sam command"
 	@echo "make bench    cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'"
-	@echo "make fuzz     the fuzz suite with many examples, and its statistics"
+	@echo "make fuzz     the fuzz suite with many examples (FUZZ_EXAMPLES=N), and its statistics"
 
 venv: $(STAMP)
 
@@ -83,7 +83,8 @@ lint: $(STAMP)
 test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint
 	$(BIN)/python -m pytest
 
-# Many more fuzz examples than `make test` runs, with hypothesis's statistics and the slowest input.
+# Many more fuzz examples than `make test` runs (3000, or FUZZ_EXAMPLES=100000 make fuzz), with
+# examples per second, hypothesis's statistics and the slowest input.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -s --hypothesis-show-statistics
 

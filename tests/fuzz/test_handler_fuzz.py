@@ -3,35 +3,40 @@
 Invariants, for every example: no unhandled exception; the status and code come from the
 contract table; a cheap-check failure reads no secret and makes no outbound call; no control
 character in any header; no Location outside the allowed origins or configured URLs; no raw
-token or secret in any answer, log, metric or record; and a CPU ceiling per example (measured
-with time.process_time, generous: the one place a time bound is an invariant, not a benchmark).
+token or secret in any answer, log, metric or record; no log line over the telemetry layer's
+bound, and none that `make local`'s terminal would print with a control character in it; and a
+CPU ceiling per example (measured with time.process_time, generous: the one place a time bound
+is an invariant, not a benchmark).
+
+`FUZZ_EXAMPLES=100000 make fuzz` sets the number of examples; the run reports examples per
+second. Each example's output is captured on its own (see handler_fakes), so a run's time grows
+linearly with its examples.
 """
 
 from __future__ import annotations
 
-import base64
 import gc
 import io
+import ipaddress
 import json
 import os
 import string
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from captcha_verify.config import FailurePolicy, Settings
-from captcha_verify.entrypoint import build_handler
-from captcha_verify.idempotency import Ran
+from captcha_local.terminal import Terminal
+from captcha_verify.config import FailurePolicy
 from captcha_verify.outcome import ErrorCode
-from captcha_verify.providers import PROVIDERS, OutboundCall
+from captcha_verify.providers import PROVIDERS
+from captcha_verify.telemetry import MAX_LINE_BYTES
 from captcha_verify.transport import ProviderReply
-from hypothesis import HealthCheck, given, settings
+from handler_fakes import SECRET, Rig, build_rig, http_event, minimal_settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from support import FakeContext, load_event
 
 # A small fixed number of examples in `make test`; `make fuzz` selects the "fuzz" profile.
 settings.register_profile(
@@ -43,13 +48,12 @@ settings.register_profile(
 )
 settings.register_profile(
     "fuzz",
-    max_examples=3000,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "3000")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-SECRET = "sk_" + "SeCrEtCaNaRy0123456789abcdefghij"[:32]
 ALLOWED = "https://www.example.com"
 CONFIGURED = ("https://cfg.example.org/thanks", "https://cfg.example.org/oops")
 # Codes answered before the secret is read or the provider called.
@@ -60,67 +64,13 @@ CHEAP_ONLY = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     ErrorCode.MISSING_INPUT_RESPONSE,
     ErrorCode.INVALID_FORM,  # a field limit or a required field: checked before the token is spent
+    ErrorCode.RATE_LIMITED,
 }
 CPU_CEILING_SECONDS = 0.25
+# Low enough that the few clients below hit it within a minute's window.
+RATE_LIMIT = 3
 TOKEN_FIELDS = ["captchacat-token", "byebot-token", "swetrix-captcha-response", "ycaptcha-response"]
 TOKEN_FIELDS += ["frc-captcha-solution", "token"]
-
-
-@dataclass
-class FakeSecrets:
-    reads: int = 0
-
-    def get(self) -> str:
-        self.reads += 1
-        return SECRET
-
-    def forget(self) -> None:
-        pass
-
-
-@dataclass
-class FakeTransport:
-    replies: list[ProviderReply] = field(default_factory=list)
-    calls: list[OutboundCall] = field(default_factory=list)
-
-    def send(self, call: OutboundCall, budget: float) -> ProviderReply:
-        self.calls.append(call)
-        return self.replies.pop() if self.replies else ProviderReply(200, b'{"success": true}', 5)
-
-
-@dataclass
-class FakeLog:
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    def put(self, item: dict[str, Any]) -> None:
-        self.items.append(item)
-
-
-class FakeOnce:
-    """Every step runs, none is replayed: idempotency has its own tests."""
-
-    def run_once(self, step: str, key: dict[str, str], work: Any, remaining_ms: int | None) -> Ran:
-        return Ran(work(), replayed=False)
-
-
-@dataclass
-class FakeBus:
-    details: list[dict[str, Any]] = field(default_factory=list)
-
-    def put(self, detail: dict[str, Any]) -> str:
-        self.details.append(detail)
-        return f"evt-{len(self.details)}"
-
-
-@dataclass
-class Rig:
-    provider: str
-    handler: Any
-    secrets: FakeSecrets
-    transport: FakeTransport
-    log: FakeLog
-    bus: FakeBus
-    output: io.StringIO
 
 
 @dataclass
@@ -135,39 +85,27 @@ STATS = Stats()
 
 @pytest.fixture(scope="module")
 def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
-    output = io.StringIO()
     built = {}
-    with redirect_stdout(output), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("POWERTOOLS_SERVICE_NAME", "captcha-verify-fuzz")
-        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CaptchaVerifyFuzz")
-        for provider in PROVIDERS:
-            for policy in FailurePolicy:
-                settings = Settings(
-                    challenge_table_name="t",
-                    provider_secret_id="s",
-                    submission_bus_name="b",
-                    idempotency_table_name="i",
-                    allowed_origins=frozenset({ALLOWED}),
-                    failure_policy=policy,
-                    success_redirect_url=CONFIGURED[0] if policy is FailurePolicy.OPEN else None,
-                    failure_redirect_url=CONFIGURED[1] if policy is FailurePolicy.OPEN else None,
-                )
-                secrets, transport, log, bus = FakeSecrets(), FakeTransport(), FakeLog(), FakeBus()
-                handler = build_handler(
-                    provider,
-                    settings=settings,
-                    secrets=secrets,  # type: ignore[arg-type]
-                    transport=transport,  # type: ignore[arg-type]
-                    challenge_log=log,  # type: ignore[arg-type]
-                    bus=bus,  # type: ignore[arg-type]
-                    once=FakeOnce(),  # type: ignore[arg-type]
-                )
-                built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, bus, output)
+    for provider in PROVIDERS:
+        for policy in FailurePolicy:
+            settings = minimal_settings(
+                # The open-policy rigs take any origin, so a long one reaches every log path.
+                allowed_origins=frozenset({ALLOWED}) if policy is FailurePolicy.CLOSED else frozenset(),
+                failure_policy=policy,
+                success_redirect_url=CONFIGURED[0] if policy is FailurePolicy.OPEN else None,
+                failure_redirect_url=CONFIGURED[1] if policy is FailurePolicy.OPEN else None,
+            )
+            built[(provider, policy)] = build_rig(
+                provider, settings, service="captcha-verify-fuzz", rate_limit=RATE_LIMIT
+            )
+    started = time.monotonic()
     yield built
     if STATS.examples:
+        seconds = time.monotonic() - started
         print(
-            f"\nfuzz: {STATS.examples} examples; slowest {STATS.slowest * 1000:.1f} ms CPU for "
-            f"{STATS.slowest_input[:600]}"
+            f"\nfuzz: {STATS.examples} examples in {seconds:.0f} s, "
+            f"{STATS.examples / seconds:.0f} examples/s; "
+            f"slowest {STATS.slowest * 1000:.1f} ms CPU for {STATS.slowest_input[:600]}"
         )
 
 
@@ -184,6 +122,29 @@ nasty_text = st.one_of(
     ),
     st.sampled_from([ALLOWED + "/merci", "https://evil.example.net/phish", "//evil.example.net"]),
 )
+# What a terminal acts on: a carriage return, escape sequences (CSI, OSC title), a bell, C1.
+terminal_text = st.lists(
+    st.sampled_from(["\r", "\n", "\x1b[2K", "\x1b]0;pwned\x07", "\x07", "\x9b", "\u202e", "a", "["]),
+    max_size=12,
+).map("".join)
+# Origins up to API Gateway's 10 KiB header, plain or full of what a log line or terminal escapes.
+long_origins = st.one_of(
+    st.just("https://x" * 1200),
+    st.integers(min_value=257, max_value=10_000).map(lambda n: "https://" + "x" * n),
+    # Repeated rather than drawn character by character: as hostile, and cheap to generate.
+    st.tuples(
+        st.sampled_from(["\x1b[2K", "\r\n\x07", "\u2028é😀", '"\\', "\x00x"]), st.integers(1, 2_500)
+    ).map(lambda unit_count: unit_count[0] * unit_count[1]),
+)
+# The client, as the rate limit sees it: many distinct IPv4 addresses; a few busy ones that reach
+# the limit; random IPv6 addresses; addresses all within one /64 (one client).
+ONE_64 = ipaddress.IPv6Network("2001:db8:f:64::/64")
+source_ips = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.sampled_from(["198.51.100.7", "203.0.113.9"]),
+    st.ip_addresses(v=6).map(str),
+    st.integers(min_value=0, max_value=2**64 - 1).map(lambda host: str(ONE_64[host])),
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -195,9 +156,11 @@ json_values = st.recursive(
 def fields(draw: st.DrawFn) -> tuple[dict[str, str], str]:
     token = draw(tokens)
     chosen = {draw(st.sampled_from(TOKEN_FIELDS)): token}
-    chosen.update(
-        draw(st.dictionaries(st.sampled_from(["email", "message", "success_url", "failure_url"]), nasty_text))
+    names = st.one_of(
+        st.sampled_from(["email", "message", "success_url", "failure_url", "_gotcha"]),
+        terminal_text,  # a field name the [inbox] line of make local prints
     )
+    chosen.update(draw(st.dictionaries(names, nasty_text, max_size=6)))
     return chosen, token
 
 
@@ -254,6 +217,10 @@ provider_replies = st.tuples(
         st.fixed_dictionaries({"success": st.booleans(), "error": nasty_text}).map(
             lambda v: json.dumps(v).encode()
         ),
+        # Free text a provider's answer carries into the log line, record and event.
+        st.fixed_dictionaries(
+            {"success": st.booleans(), "sitekey": long_origins, "errors": st.lists(long_origins, max_size=2)}
+        ).map(lambda v: json.dumps(v).encode()),
     ),
 )
 
@@ -262,7 +229,7 @@ provider_replies = st.tuples(
 def requests(draw: st.DrawFn) -> dict[str, Any]:
     content_type, body, token = draw(bodies())
     headers = {"content-type": content_type} if content_type else {}
-    origin = draw(st.one_of(st.none(), st.just(ALLOWED), st.text(max_size=30), st.just("https://x" * 1200)))
+    origin = draw(st.one_of(st.none(), st.just(ALLOWED), st.text(max_size=30), long_origins, terminal_text))
     if origin is not None:
         headers["origin"] = origin
     headers["accept"] = draw(
@@ -276,27 +243,39 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         "base64": draw(st.booleans()),
         "token": token,
         "reply": draw(provider_replies),
+        "source_ip": draw(source_ips),
     }
 
 
 # ------------------------------------------------------------------ the property
 def invoke(rig: Rig, request: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    event = load_event(rig.provider, "fetch-json")
-    event["headers"] = request["headers"]
-    raw: bytes = request["body"]
-    event["isBase64Encoded"] = request["base64"]
-    event["body"] = base64.b64encode(raw).decode() if request["base64"] else raw.decode("latin-1")
+    event = http_event(
+        rig.provider,
+        request["headers"],
+        request["body"],
+        base64_encoded=request["base64"],
+        source_ip=request["source_ip"],
+    )
     status, reply_body = request["reply"]
     rig.transport.replies = [ProviderReply(status, reply_body, 7)]
     # The collector is paused while measuring: its pauses are paid for hypothesis's own garbage.
     gc.disable()
     started = time.process_time()
     try:
-        with redirect_stdout(rig.output):
-            response = rig.handler(event, FakeContext())
+        response = rig.invoke(event)
         return response, time.process_time() - started
     finally:
         gc.enable()
+
+
+def terminal_lines(output: str) -> str:
+    """What make local's terminal prints of these function log lines, quiet and raw."""
+    printed = io.StringIO()
+    quiet, raw = Terminal(raw=False, out=printed), Terminal(raw=True, out=printed)
+    for line in output.splitlines():
+        quiet.function_line("F", line)
+        raw.function_line("F", line)
+    return printed.getvalue()
 
 
 @given(request=requests())
@@ -304,12 +283,7 @@ def test_hostile_requests_keep_every_invariant(
     rigs: dict[tuple[str, FailurePolicy], Rig], request: dict[str, Any]
 ) -> None:
     rig = rigs[(request["provider"], request["policy"])]
-    reads, calls, items, logged = (
-        rig.secrets.reads,
-        len(rig.transport.calls),
-        len(rig.log.items),
-        rig.output.tell(),
-    )
+    reads, calls, written = rig.secrets.reads, rig.transport.calls, rig.log.written
     response, cpu = invoke(rig, request)
     STATS.examples += 1
     if cpu > STATS.slowest:
@@ -345,17 +319,18 @@ def test_hostile_requests_keep_every_invariant(
     if status != 303:
         assert status == (ErrorCode(codes[0]).http_status if codes else 200), (status, codes)
 
+    event(f"answer: {codes[0] if codes else status}")  # which paths a run reached, in its statistics
     cheap = bool(codes) and ErrorCode(codes[0]) in CHEAP_ONLY
     if cheap:
-        assert (
-            rig.secrets.reads == reads and len(rig.transport.calls) == calls and len(rig.log.items) == items
-        )
-    if len(rig.transport.calls) == calls:
+        assert rig.secrets.reads == reads and rig.transport.calls == calls and rig.log.written == written
+    if rig.transport.calls == calls:
         assert not codes or ErrorCode(codes[0]) in CHEAP_ONLY | {ErrorCode.INVALID_INPUT_RESPONSE}
 
-    seen = (
-        json.dumps(response) + json.dumps(rig.log.items[items:], default=str) + rig.output.getvalue()[logged:]
-    )
+    lines = rig.output.splitlines()
+    assert all(len(line.encode("utf-8")) <= MAX_LINE_BYTES for line in lines), max(map(len, lines))
+    assert all(c.isprintable() for c in terminal_lines(rig.output).replace("\n", ""))
+
+    seen = json.dumps(response) + json.dumps(rig.log.items, default=str) + rig.output
     assert SECRET not in seen
     if request["token"]:
         assert request["token"] not in seen and quote(request["token"]) not in seen

@@ -560,6 +560,8 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
+            "RateLimitUnavailableAlarm",
+            "RecordWriteFailedAlarm",
         }
         assert sorted(own) == sorted(prefix + kind for kind in kinds)
         for logical_id in own:
@@ -659,6 +661,8 @@ def test_alarms_notify_the_topic(resources) -> None:
             "ProviderErrorRate",
             "FunctionErrors",
             "FunctionThrottles",
+            "RateLimitUnavailable",
+            "RecordWriteFailed",
         )
     }
     assert set(alarms) == expected
@@ -705,6 +709,11 @@ def test_provider_alarms(resources, provider: str) -> None:
     assert len(returned) == 1 and "100" in returned[0]["Expression"]
     expressions = " ".join(m.get("Expression", "") for m in rate["Metrics"])
     assert "FILL(" in expressions and all(f"FILL({i}, 0)" in expressions for i in stats)
+
+    for metric in ("RateLimitUnavailable", "RecordWriteFailed"):
+        fail_open = resources[f"{prefix}{metric}Alarm"]["Properties"]
+        assert (fail_open["Namespace"], fail_open["MetricName"]) == ({"Ref": "MetricsNamespace"}, metric)
+        assert fail_open["Dimensions"] == dimensions
 
     for kind, metric in (("FunctionErrors", "Errors"), ("FunctionThrottles", "Throttles")):
         alarm = resources[f"{prefix}{kind}Alarm"]["Properties"]
@@ -796,6 +805,8 @@ def test_dashboard_renders_to_valid_json_with_only_enabled_providers(resources, 
         "Duration",
     ):
         assert f'"{metric}"' in metrics_json, metric
+    for fail_open in ("RateLimitUnavailable", "RecordWriteFailed"):
+        assert f'MetricName=\\"{fail_open}\\"' in metrics_json, fail_open
     assert '"p95"' in metrics_json and '"p50"' in metrics_json
     (log_widget,) = [w for w in widgets if w["type"] == "log"]
     query = log_widget["properties"]["query"]

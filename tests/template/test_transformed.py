@@ -193,3 +193,32 @@ def test_checkov_finds_nothing_unexplained(monkeypatch: pytest.MonkeyPatch, tmp_
     skipped = report["results"]["skipped_checks"]
     assert skipped and all(check["check_result"].get("suppress_comment") for check in skipped)
     assert report["summary"]["passed"] > 0
+
+
+@pytest.mark.parametrize("metric", ["RateLimitUnavailable", "RecordWriteFailed"])
+def test_each_fail_open_counter_is_alarmed_per_provider_after_the_transform(
+    metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: the rate limit (or the challenge log) could be off with nobody told."""
+    from captcha_verify.rate_limit import UNAVAILABLE_METRIC
+    from captcha_verify.telemetry import RECORD_WRITE_FAILED
+
+    assert metric in (UNAVAILABLE_METRIC, RECORD_WRITE_FAILED)  # the names the code counts
+    resources = translated(monkeypatch)["Resources"]
+    for prefix in PREFIXES:
+        alarm = resources[f"{prefix}{metric}Alarm"]
+        assert alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Condition"] == f"{prefix}Enabled"
+        properties = alarm["Properties"]
+        assert (properties["Namespace"], properties["MetricName"]) == ({"Ref": "MetricsNamespace"}, metric)
+        [service, provider] = properties["Dimensions"]
+        assert service == {"Name": "service", "Value": "captcha-verify"}
+        assert provider == {
+            "Name": "provider",
+            "Value": prefix.lower(),
+        }  # the route name, as metrics carry it
+        assert (properties["Statistic"], properties["Period"], properties["Threshold"]) == ("Sum", 300, 1)
+        assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (3, 2)
+        assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert properties["TreatMissingData"] == "notBreaching"
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert metric in json.dumps(properties["AlarmDescription"])

@@ -19,6 +19,7 @@ from captcha_verify.providers.friendly import FriendlyV1Adapter, FriendlyV2Adapt
 from captcha_verify.providers.rayengine import ByeBotAdapter, CaptchaCatAdapter
 from captcha_verify.providers.swetrix import SwetrixAdapter
 from captcha_verify.providers.ycaptcha import YCaptchaAdapter
+from handler_fakes import minimal_settings as settings
 
 # Distinctive values, so a leak into a reason string cannot be a coincidence.
 SECRET = "sk_" + "Q7zR" * 8  # also the documented yCAPTCHA secret shape: sk_ + 32 chars
@@ -34,16 +35,6 @@ T0_MILLIS = T0_SECONDS * 1000 + 250  # == T0 + 250 ms as epoch milliseconds
 OK, NO, UNSURE = Verdict.VERIFIED, Verdict.REJECTED, Verdict.UNVERIFIABLE
 E = ErrorCode
 METADATA = ("challenge_ts", "hostname", "sitekey", "solve_time_ms", "interactive")
-
-
-def settings(**overrides: Any) -> Settings:
-    return Settings(
-        challenge_table_name="t",
-        provider_secret_id="s",
-        submission_bus_name="b",
-        idempotency_table_name="i",
-        **overrides,
-    )
 
 
 def make(kind: str, **overrides: Any) -> Adapter:

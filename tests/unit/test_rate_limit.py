@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from typing import Any
 
 import boto3
@@ -11,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from captcha_local.resources import create_table, load_template
 from captcha_verify.aws_clients import bounded_config
-from captcha_verify.rate_limit import RateLimiter, client_key, window_start
+from captcha_verify.rate_limit import UNAVAILABLE_METRIC, RateLimiter, client_key, client_of, window_start
 from conftest import HandlerFactory
 from support import ScriptedProvider, emf_metrics, load_event, log_records, with_token
 from test_handler import SECRETS, SOURCE_IP, body_of, success_body
@@ -146,3 +147,68 @@ def test_make_local_keeps_the_template_limit_unless_asked() -> None:
     assert "ClientRateLimitPerMinute" not in LocalStack().parameter_overrides()
     assert parse_args(["--rate-limit", "3"]).rate_limit == 3
     assert LocalStack(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
+
+
+def test_25_addresses_from_one_ipv6_64_are_one_client(
+    rate_limited: HandlerFactory, provider_server: ScriptedProvider
+) -> None:
+    """Issue 17's reproduction: 25 provider calls at a limit of 2 before; a client owns a /64."""
+    invoke = rate_limited("byebot", 2)
+    statuses = []
+    for host in range(25):
+        provider_server.answer(200, success_body("byebot"))
+        statuses.append(invoke(from_ip(f"2001:db8:4:7:{host:x}:9a2:{host * 7:x}:1"))["statusCode"])
+    assert statuses == [200, 200] + [429] * 23
+    assert len(provider_server.received) == 2
+    provider_server.answer(200, success_body("byebot"))
+    assert invoke(from_ip("2001:db8:4:8::1"))["statusCode"] == 200  # the next /64 is another client
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("2001:db8:1:2:aaaa::1", "2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", True),
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:203.0.113.9", "203.0.113.9", True),  # an IPv4 client reached over a mapped address
+        ("203.0.113.9", "203.0.113.10", False),  # IPv4: each address is a client
+    ],
+)
+def test_the_client_is_an_ipv4_address_or_an_ipv6_64(one: str, other: str, same: bool) -> None:
+    key = KEY.encode()
+    assert (client_key(one, key) == client_key(other, key)) is same
+    assert client_of("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert client_of("not an address") == "not an address"
+
+
+def test_a_slow_first_key_read_still_decides_the_first_request(aws: None) -> None:
+    """Issue 17: a 1.2 s first key read let that request through uncounted (the whole check was
+    bounded by one second)."""
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+    from captcha_verify.outcome import ErrorCode, RequestRejected
+    from captcha_verify.secret_store import SecretStore
+
+    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
+    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
+
+    class SlowFirstRead(SecretStore):
+        reads = 0
+
+        def get(self) -> str:
+            self.reads += 1
+            if self.reads == 1:
+                time.sleep(1.2)
+            return super().get()
+
+    def limiter(store: SecretStore, metrics: EphemeralMetrics) -> RateLimiter:
+        return RateLimiter(
+            1, RATE_TABLE, store, Logger(service="slow-key"), metrics, boto3.client("dynamodb")
+        )
+
+    limiter(SecretStore(KEY_SECRET), EphemeralMetrics()).check(SOURCE_IP)  # the client's first request
+    metrics = EphemeralMetrics()
+    cold = limiter(SlowFirstRead(KEY_SECRET), metrics)  # a new container, its key read slow
+    with pytest.raises(RequestRejected) as limited:
+        cold.check(SOURCE_IP)
+    assert limited.value.code is ErrorCode.RATE_LIMITED
+    assert UNAVAILABLE_METRIC not in metrics.metric_set

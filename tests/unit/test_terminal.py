@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-from captcha_local.terminal import RequestSummary, Terminal, compact, outcome, summary_line
+import pytest
+from captcha_local.terminal import RequestSummary, Terminal, compact, outcome, printable, summary_line
 
 
 def _summary(status: int, body: object = "", location: str | None = None) -> RequestSummary:
@@ -56,3 +57,58 @@ def test_raw_logs_print_every_line_verbatim() -> None:
     Terminal(raw=True, out=raw).function_line("F", info)
     assert quiet.getvalue() == ""
     assert raw.getvalue() == f"[F] {info}\n"
+
+
+# Issue 17: what a visitor typed reaches the developer's terminal escaped, never as control codes.
+FORGED = (
+    "\r\x1b[2K[inbox] submission 1 from https://www.example.com via byebot delivered (email)"
+    "\n\x1b]0;pwned\x07"
+)
+
+
+def _acts_on_terminal(text: str) -> bool:
+    return any(not c.isprintable() for c in text.replace("\n", ""))
+
+
+def test_a_field_name_cannot_forge_an_inbox_line_or_retitle_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's reproduction: the [inbox] line printed the field names raw."""
+    from captcha_local.inbox import SubmissionInbox
+    from captcha_local.resources import load_template
+
+    inbox = SubmissionInbox(load_template()["Resources"], "bus", aws_client=lambda service: None)
+    detail = {
+        "submission_id": "1",
+        "origin": "https://x\x1b[31m",
+        "provider": "byebot",
+        "form": {FORGED: "v"},
+    }
+    inbox._receive("email", {"detail": detail})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.count("[inbox]") == 2  # the forged one is text inside the real line
+    assert not _acts_on_terminal(out), repr(out)
+    assert "\\r\\x1b[2K[inbox]" in out and "\\x1b]0;pwned\\x07" in out and "https://x\\x1b[31m" in out
+
+
+def test_request_lines_and_function_lines_are_escaped() -> None:
+    out = io.StringIO()
+    terminal = Terminal(raw=False, out=out)
+    terminal.request(
+        RequestSummary("POST", "/verify/\x1b[2Jbyebot", 404, '{"message": "\\u0007"}', None, "r", 1)
+    )
+    warning = json.dumps(
+        {"level": "WARNING", "message": "rate limit not checked", "reason": "x\r\x1b[1Ay\u202e"}
+    )
+    terminal.function_line("F", warning)
+    terminal.function_line("F", "Traceback \x1b[8m hidden")
+    Terminal(raw=True, out=out).function_line("F", "\x9b31m raw")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and not any(_acts_on_terminal(line) for line in lines), lines
+    assert "/verify/\\x1b[2Jbyebot" in lines[0] and lines[0].rstrip().endswith("id r")
+    assert lines[1] == "  [F] WARNING rate limit not checked (x\\r\\x1b[1Ay\\u202e)"
+
+
+def test_printable_keeps_readable_text_and_escapes_the_rest() -> None:
+    assert printable("Grüße 😀 \\x1b") == "Grüße 😀 \\x1b"
+    assert printable("a\tb\x00\x7f\x85\u2028\ud800") == "a\\tb\\x00\\x7f\\x85\\u2028\\ud800"

@@ -23,6 +23,8 @@ from captcha_verify.notifications.messages import visible
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from captcha_local.terminal import Terminal
+
 # Template rule -> the channel whose queue it fills (and the prefix of its variables).
 CHANNEL_RULES = {"EmailRule": "EMAIL", "WebhookRule": "WEBHOOK", "AutoresponseRule": "AUTORESPONSE"}
 SUBMISSION_HEADER = "X-Captcha-Verify-Submission-Id"
@@ -124,7 +126,8 @@ class NotificationInbox:
     bus_name: str
     aws_client: Callable[[str], Any]
     region: str
-    announce: Callable[[str], None] = lambda line: print(line, flush=True)
+    # The terminal's own line writer, which escapes what the visitor typed (field names, origin).
+    announce: Callable[[str], None] = field(default_factory=lambda: Terminal().notice)
     forward_to: str | None = None  # the user's own webhook URL (--webhook-url); never printed
     channels: list[ChannelQueue] = field(default_factory=list, init=False)
     _environment: dict[str, str] = field(default_factory=dict, init=False)

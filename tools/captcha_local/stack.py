@@ -203,8 +203,9 @@ class LocalStack:
     webhook_url: str | None = None  # WebhookUrl; None: the demo site's own sink, shown in the inbox
     webhook_format: str = ""  # WebhookFormat; "" chooses from the URL as deployed
     autoresponse_text: str = ""  # AutoresponseText; "" = off, as deployed by default
-    log: LogSink = lambda function, line: print(f"[{function}] {line}", flush=True)
+    log: LogSink = field(default_factory=lambda: Terminal(raw=True).function_line)
     on_request: RequestSink | None = None  # one summary per API request
+    announce: Callable[[str], None] = field(default_factory=lambda: Terminal().notice)  # the inbox's lines
     table_name: str = field(default="", init=False)  # as the functions' environment names it
     rate_limit_table_name: str = field(default="", init=False)
     inbox: NotificationInbox | None = field(default=None, init=False)
@@ -336,7 +337,7 @@ class LocalStack:
         dynamodb = self.aws_client("dynamodb")
         create_idempotency_table(dynamodb, environment["IDEMPOTENCY_TABLE_NAME"], template)
         self.inbox = NotificationInbox(
-            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client, REGION
+            template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client, REGION, self.announce
         )
         notify = specs.get(NOTIFICATIONS_FUNCTION)
         if notify is None:
@@ -594,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         autoresponse_text=args.autoresponse,
         log=terminal.function_line,
         on_request=terminal.request,
+        announce=terminal.notice,
     )
     stopped = threading.Event()
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.

@@ -1,17 +1,29 @@
 """What `make local` prints: one readable line per request, and only the function log lines a
 person needs while trying things (warnings, errors, anything not JSON such as a traceback).
-`--raw-logs` prints every function line as CloudWatch would receive it."""
+`--raw-logs` prints every function line as CloudWatch would receive it.
+
+Much of it is the visitor's to choose (a path, an Origin, a field name, a log line quoting them),
+so every line goes out through `printable`: a carriage return, an escape sequence or a bell in
+a form would otherwise rewrite the developer's screen, forge lines or retitle the terminal."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 QUIET_LEVELS = {"DEBUG", "INFO"}
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on instead of show (C0 and C1 controls,
+    DEL, line and paragraph separators, bidirectional and other format characters, unpaired
+    surrogates) written as its Python escape, e.g. "\\x1b"."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass(frozen=True)
@@ -73,12 +85,16 @@ def compact(function: str, line: str) -> str | None:
 @dataclass
 class Terminal:
     raw: bool = False
-    out: TextIO = sys.stdout
+    out: TextIO | None = None  # None: whatever sys.stdout is when a line is printed
 
     def function_line(self, function: str, line: str) -> None:
         text = f"[{function}] {line}" if self.raw else compact(function, line)
         if text is not None:
-            print(text, file=self.out, flush=True)
+            self.notice(text)
 
     def request(self, summary: RequestSummary) -> None:
-        print(summary_line(summary), file=self.out, flush=True)
+        self.notice(summary_line(summary))
+
+    def notice(self, line: str) -> None:
+        """One line, escaped: the only way anything reaches the developer's terminal."""
+        print(printable(line), file=self.out, flush=True)

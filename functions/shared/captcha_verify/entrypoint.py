@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import EphemeralMetrics
@@ -30,6 +30,7 @@ from captcha_verify.responses import (
     redirect_target,
 )
 from captcha_verify.secret_store import SecretStore
+from captcha_verify.telemetry import bounded_logger
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
 
@@ -53,7 +54,7 @@ def build_handler(
     made on first use. Keyword arguments replace the real collaborators in tests."""
     settings = settings or Settings.from_env()
     adapter = adapter_for(provider, settings)
-    logger = Logger()
+    logger = bounded_logger()
     # A metric set of its own: Metrics() shares one set (and its dimensions) with every other
     # instance in the process, so each handler built in a process (one per provider in the tests,
     # one in Lambda) would re-add, and overwrite, the others' provider dimension.

@@ -19,8 +19,8 @@ from captcha_verify.aws_clients import client
 from captcha_verify.deadline import run_within
 from captcha_verify.outcome import ProviderAnswer
 from captcha_verify.policy import Decision
+from captcha_verify.telemetry import bounded
 
-MAX_ORIGIN_LENGTH = 256
 # The write happens after the provider call: however DynamoDB behaves (throttled, silent), the
 # answer waits at most this long for it (transport.RESERVED_SECONDS leaves room for it).
 RECORD_WRITE_SECONDS = 2.0
@@ -74,7 +74,8 @@ def build_record(attempt: Attempt, ttl_days: int) -> dict[str, Any]:
         "success": attempt.decision.success,
         "error_codes": attempt.decision.error_codes,
         "degraded": attempt.decision.degraded,
-        "sitekey": answer.sitekey,
+        # The free text a visitor or a provider chose, bounded as in the log line.
+        "sitekey": bounded(answer.sitekey),
         "challenge_ts": iso_seconds(answer.challenge_ts) if answer.challenge_ts else None,
         "solve_time_ms": answer.solve_time_ms,
         "token_age_ms": attempt.token_age_ms,
@@ -82,7 +83,7 @@ def build_record(attempt: Attempt, ttl_days: int) -> dict[str, Any]:
         "provider_status": attempt.provider_status,
         "provider_latency_ms": attempt.provider_latency_ms,
         "token_sha256": attempt.token_sha256,
-        "origin": attempt.origin[:MAX_ORIGIN_LENGTH] if attempt.origin else None,
+        "origin": bounded(attempt.origin),
         "request_id": attempt.request_id,
         "created_at": created_at,
         "expires_at": int((attempt.created_at + timedelta(days=ttl_days)).timestamp()),

@@ -11,6 +11,7 @@ from captcha_verify.checks import GENERIC_TOKEN_FIELD
 from captcha_verify.config import normalize_origin
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
+from captcha_verify.telemetry import bounded
 
 SOURCE = "captcha-verify"
 DETAIL_TYPE = "Form Submission"
@@ -77,7 +78,7 @@ def submission_detail(
         "verification": {
             "degraded": attempt.decision.degraded,
             "challenge_ts": iso_seconds(answer.challenge_ts) if answer.challenge_ts else None,
-            "sitekey": answer.sitekey,
+            "sitekey": bounded(answer.sitekey),
             "solve_time_ms": answer.solve_time_ms,
             "interactive": answer.interactive,
             "token_sha256": token_sha256,
