@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 from template.cloudformation import NO_VALUE, Processed, processed
+from template.test_template import PROVIDERS
 from template.test_transformed import IDEMPOTENCY_ACTIONS
 
-PROVIDERS = {
-    "captchacat": "CaptchaCat",
-    "byebot": "ByeBot",
-    "swetrix": "Swetrix",
-    "ycaptcha": "YCaptcha",
-    "friendlycaptcha": "FriendlyCaptcha",
-}
 BYEBOT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/byebot-AbCdEf"
 ONLY_BYEBOT = {f"Enable{prefix}": "false" for prefix in PROVIDERS.values() if prefix != "ByeBot"}
 

@@ -74,21 +74,20 @@ def test_a_field_name_cannot_forge_an_inbox_line_or_retitle_the_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The issue's reproduction: the [inbox] line printed the field names raw."""
-    from captcha_local.inbox import SubmissionInbox
+    from captcha_local.inbox import NotificationInbox
     from captcha_local.resources import load_template
 
-    inbox = SubmissionInbox(load_template()["Resources"], "bus", aws_client=lambda service: None)
+    inbox = NotificationInbox(load_template()["Resources"], "bus", lambda service: None, "us-east-1")
     detail = {
-        "submission_id": "1",
-        "origin": "https://x\x1b[31m",
+        "submission_id": "1\x1b[31m",
         "provider": "byebot",
         "form": {FORGED: "v"},
     }
-    inbox._receive("email", {"detail": detail})
+    inbox._announce("email", {"Body": json.dumps({"detail": detail})}, True)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.count("[inbox]") == 2  # the forged one is text inside the real line
     assert not _acts_on_terminal(out), repr(out)
-    assert "\\r\\x1b[2K[inbox]" in out and "\\x1b]0;pwned\\x07" in out and "https://x\\x1b[31m" in out
+    assert "\\r\\x1b[2K[inbox]" in out and "\\x1b]0;pwned\\x07" in out and "1\\x1b[31m" in out
 
 
 def test_request_lines_and_function_lines_are_escaped() -> None:

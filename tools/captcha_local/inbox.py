@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from captcha_verify.notifications.messages import visible
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -297,8 +296,8 @@ class NotificationInbox:
         except (ValueError, KeyError, TypeError):
             detail = {}
         # Field names only, as in the functions' own logs: a visitor's text stays in the inbox. A
-        # name is visitor text too: control characters (a terminal escape) are shown as U+FFFD.
-        fields = ", ".join(visible(name) for name in detail.get("form", {})) or "no fields"
+        # name is visitor text too: `announce` is the terminal's writer, which escapes it.
+        fields = ", ".join(detail.get("form", {})) or "no fields"
         outcome = "delivered" if delivered else "not delivered yet (retried with backoff)"
         self.announce(f"[inbox] {channel} for submission {detail.get('submission_id')} {outcome} ({fields})")
 
