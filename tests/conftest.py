@@ -13,14 +13,18 @@ import boto3
 import pytest
 from captcha_local.resources import (
     create_challenge_table,
-    create_idempotency_table,
     create_secret,
+    create_submission_table,
     load_template,
 )
+from captcha_local.stream_relay import StreamRelay
+from captcha_verify.aws_clients import client
 from captcha_verify.config import Settings
+from captcha_verify.delivery import SubmissionBus
 from captcha_verify.entrypoint import build_handler
+from captcha_verify.relay import build_relay_handler
 from moto import mock_aws
-from support import FakeContext, RawServer, ScriptedProvider
+from support import FakeContext, RawServer, ScriptedProvider, enforce_aws_limits
 
 TABLE = "challenge-log-test"
 IDEMPOTENCY_TABLE = "idempotency-test"
@@ -28,6 +32,8 @@ BUS = "submissions-test"
 INBOX = "submissions-inbox"
 NOW = datetime(2026, 11, 21, 10, 0, 5, 250_000, tzinfo=UTC)
 _services = itertools.count()
+# The stream stand-in of the running test: delivered() pumps it, as Lambda polls the stream.
+_relays: list[StreamRelay] = []
 
 
 @pytest.fixture
@@ -36,13 +42,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_NAMESPACE": "CaptchaVerifyTest",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         template = load_template()
+        # The layer's own (shared, cached) clients refuse what AWS refuses and moto takes.
+        enforce_aws_limits(client("dynamodb"))
+        enforce_aws_limits(client("events"))
         create_challenge_table(boto3.client("dynamodb"), TABLE, template)
-        create_idempotency_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
+        create_submission_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
         events = boto3.client("events")
         events.create_event_bus(Name=BUS)
         queue_url = boto3.client("sqs").create_queue(QueueName=INBOX)["QueueUrl"]
@@ -55,7 +65,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             EventBusName=BUS,
             Targets=[{"Id": "inbox", "Arn": queue_arn["Attributes"]["QueueArn"]}],
         )
+        relay = build_relay_handler(SubmissionBus(BUS, events=client("events")))
+        _relays.append(
+            StreamRelay.from_template(
+                template,
+                boto3.client("dynamodb"),
+                boto3.client("dynamodbstreams"),
+                IDEMPOTENCY_TABLE,
+                lambda event: relay(event, FakeContext(function_name="submission-relay")),
+            )
+        )
         yield
+        _relays.clear()
 
 
 @pytest.fixture
@@ -70,7 +91,10 @@ def table_items() -> list[dict[str, Any]]:
 
 
 def delivered() -> list[dict[str, Any]]:
-    """Every event the bus delivered to the test's inbox queue since the last call."""
+    """Every event the bus delivered to the test's inbox queue since the last call, once the relay
+    has taken what the store's stream holds."""
+    for relay in _relays:
+        relay.pump()
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=INBOX)["QueueUrl"]
     events = []

@@ -43,7 +43,7 @@ from captcha_local.resources import (
     TEMPLATE,
     create_challenge_table,
     create_generated_secret,
-    create_idempotency_table,
+    create_submission_table,
     create_rate_limit_table,
     create_secret,
     load_template,
@@ -308,7 +308,7 @@ class LocalStack:
         """The idempotency table, and the bus with the template's rules feeding the demo's inbox."""
         environment = next(iter(specs.values())).environment
         template = load_template()
-        create_idempotency_table(self.aws_client("dynamodb"), environment["IDEMPOTENCY_TABLE_NAME"], template)
+        create_submission_table(self.aws_client("dynamodb"), environment["IDEMPOTENCY_TABLE_NAME"], template)
         self.inbox = SubmissionInbox(
             template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client
         )

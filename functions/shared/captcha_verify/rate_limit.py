@@ -28,7 +28,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.aws_clients import client
 from captcha_verify.config import Settings
-from captcha_verify.deadline import run_within
+from captcha_verify.deadline import begin
 from captcha_verify.outcome import ErrorCode, RequestRejected
 from captcha_verify.secret_store import SecretStore
 
@@ -40,6 +40,10 @@ CALL_SECONDS = 1.0
 TTL_GRACE_SECONDS = 120
 UNAVAILABLE_METRIC = "RateLimitUnavailable"
 LIMITED_METRIC = "RateLimited"
+
+
+def _unlimited() -> None:
+    return None
 
 
 def client_key(source_ip: str, key: bytes) -> str:
@@ -79,18 +83,31 @@ class RateLimiter:
         return self.limit_per_minute > 0 and self.table_name is not None and self.key_store is not None
 
     def check(self, source_ip: str | None) -> None:
+        self.begin(source_ip)()
+
+    def begin(self, source_ip: str | None) -> Callable[[], None]:
+        """Starts the count and returns the check to make once it is needed: the count runs while
+        the idempotency claim is written, so the two cost one round trip."""
         if not self.enabled or not source_ip:
-            return
+            return _unlimited
         now = self.clock()
-        try:
-            count = run_within(CALL_SECONDS, lambda: self._count(source_ip, now))
-        except Exception as error:
-            self.logger.warning("rate limit not checked", extra={"error": type(error).__name__})
-            self.metrics.add_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=1)
-            return
-        if count > self.limit_per_minute:
-            self.metrics.add_metric(name=LIMITED_METRIC, unit=MetricUnit.Count, value=1)
-            raise RequestRejected(ErrorCode.RATE_LIMITED, f"over {self.limit_per_minute} requests a minute")
+        started = time.monotonic()
+        counting = begin(lambda: self._count(source_ip, now))
+
+        def finish() -> None:
+            try:
+                count = counting.result(timeout=max(0.0, CALL_SECONDS - (time.monotonic() - started)))
+            except Exception as error:
+                self.logger.warning("rate limit not checked", extra={"error": type(error).__name__})
+                self.metrics.add_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=1)
+                return
+            if count > self.limit_per_minute:
+                self.metrics.add_metric(name=LIMITED_METRIC, unit=MetricUnit.Count, value=1)
+                raise RequestRejected(
+                    ErrorCode.RATE_LIMITED, f"over {self.limit_per_minute} requests a minute"
+                )
+
+        return finish
 
     def _count(self, source_ip: str, now: float) -> int:
         assert self.key_store is not None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from captcha_verify.checks import GENERIC_TOKEN_FIELD
+from captcha_verify.outcome import ErrorCode, RequestRejected
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
 
@@ -18,6 +21,16 @@ DETAIL_TYPE = "Form Submission"
 _SUBMISSION_NAMESPACE = uuid.UUID("6f1c3f0e-52a4-4b8e-9a51-0c2f5b7d9e11")
 
 FormValue = str | int | float | bool | list[str]
+
+# A PutEvents entry is at most 256 KB, counted as the UTF-8 bytes of Source, DetailType and Detail
+# ("Calculating Amazon EventBridge PutEvents event entry size", EventBridge user guide); a DynamoDB
+# item is at most 400 KB, and the stored item is that Detail plus well under 2 KB of attributes,
+# so the bus is the binding limit. The form may use what the rest of the detail leaves: its ids,
+# times, digest and origin (at most 256 characters) take well under the allowance.
+PUT_EVENTS_ENTRY_BYTES = 256 * 1024
+DETAIL_ALLOWANCE_BYTES = 2 * 1024
+MAX_FORM_BYTES = PUT_EVENTS_ENTRY_BYTES - len(SOURCE) - len(DETAIL_TYPE) - DETAIL_ALLOWANCE_BYTES
+MAX_EMAIL_LENGTH = 254
 
 
 def submission_id(provider: str, token_sha256: str) -> str:
@@ -62,3 +75,33 @@ def submission_detail(attempt: Attempt, form: Mapping[str, FormValue]) -> dict[s
             "token_sha256": token_sha256,
         },
     }
+
+
+def serialise(value: Any) -> str:
+    """The JSON the bus and the store carry: compact, ASCII-only (non-ASCII escaped as \\uXXXX),
+    so what is measured before the token is spent is exactly what is put and stored."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def check_size(form: Mapping[str, FormValue]) -> None:
+    """The form as it will be serialised (escaping counts): one that would not fit a PutEvents
+    entry is refused before any provider call."""
+    if len(serialise(form)) > MAX_FORM_BYTES:
+        raise RequestRejected(
+            ErrorCode.PAYLOAD_TOO_LARGE, f"the serialised form is over {MAX_FORM_BYTES} bytes"
+        )
+
+
+def form_digest(form: Mapping[str, FormValue]) -> str:
+    """Tells a repeat of a form from an edited form sent with the same token."""
+    return hashlib.sha256(serialise(form).encode("utf-8")).hexdigest()
+
+
+def email_key(form: Mapping[str, FormValue]) -> str | None:
+    """The visitor's address as the store indexes it (for erasure requests): the `email` field, or
+    `_replyto`, when it looks like one address; lower-cased, since people type it in any case."""
+    for name in ("email", "_replyto"):
+        value = form.get(name)
+        if isinstance(value, str) and "@" in value and len(value.strip()) <= MAX_EMAIL_LENGTH:
+            return value.strip().lower()
+    return None
