@@ -65,14 +65,22 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             EventBusName=BUS,
             Targets=[{"Id": "inbox", "Arn": queue_arn["Attributes"]["QueueArn"]}],
         )
-        relay = build_relay_handler(SubmissionBus(BUS, events=client("events")))
+        relay: list[Any] = []
+
+        def invoke_relay(event: dict[str, Any]) -> Any:
+            # Built on first use, so its log handler writes to the test's (captured) stdout.
+            if not relay:
+                monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"submission-relay-{next(_services)}")
+                relay.append(build_relay_handler(SubmissionBus(BUS, events=client("events"))))
+            return relay[0](event, FakeContext(function_name="submission-relay"))
+
         _relays.append(
             StreamRelay.from_template(
                 template,
                 boto3.client("dynamodb"),
                 boto3.client("dynamodbstreams"),
                 IDEMPOTENCY_TABLE,
-                lambda event: relay(event, FakeContext(function_name="submission-relay")),
+                invoke_relay,
             )
         )
         yield

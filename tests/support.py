@@ -346,3 +346,23 @@ class CallRounds:
 
     def stop(self) -> None:
         self._open = None
+
+
+@contextlib.contextmanager
+def refusing(client: Any, operation: str, code: str = "ServiceUnavailable") -> Any:
+    """`client` answers every `operation` (e.g. "events.PutEvents") with the error `code` inside the
+    block, as an AWS outage does; the hook is gone after it."""
+    from botocore.exceptions import ClientError
+
+    refused: list[str] = []
+
+    def refuse(model: Any, **_: Any) -> None:
+        refused.append(model.name)
+        raise ClientError({"Error": {"Code": code, "Message": "refused by the test"}}, model.name)
+
+    unique_id = f"refuse-{operation}-{id(refused)}"
+    client.meta.events.register(f"before-call.{operation}", refuse, unique_id=unique_id)
+    try:
+        yield refused
+    finally:
+        client.meta.events.unregister(f"before-call.{operation}", unique_id=unique_id)

@@ -21,7 +21,7 @@ from captcha_verify.deadline import begin
 from captcha_verify.delivery import DeliveryFailed, SubmissionBus
 from captcha_verify.form_rules import check_controls, check_form, honeypot_tripped
 from captcha_verify.kept import keep, restore
-from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
+from captcha_verify.outcome import CHANGED_FORM_REASON, ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type, with_repeats
 from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
@@ -62,8 +62,6 @@ from captcha_verify.telemetry import (
 )
 from captcha_verify.transport import ProviderUnreachable, Transport, call_budget
 
-# Told to a visitor whose repeat carries an edited form (the HTML page shows it; the log names it).
-CHANGED_FORM_REASON = "the form was already sent with this CAPTCHA; the changes were not sent"
 # Re-claims after a twin's claim vanished (it could not verify) or was abandoned (its Lambda died).
 MAX_CLAIMS = 3
 # Without a Lambda context (never in Lambda), how long a claim is held.
