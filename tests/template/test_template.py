@@ -604,7 +604,7 @@ def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(res
                             "dynamodb:UpdateItem",
                             "dynamodb:DeleteItem",
                         ],
-                        "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+                        "Resource": {"Fn::GetAtt": ["SubmissionTable", "Arn"]},
                     },
                 ]
             },

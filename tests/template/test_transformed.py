@@ -19,8 +19,8 @@ from template.test_template import expand_language_extensions
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
 ORIGINS = "https://www.example.com,https://example.com"
-# Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
-# that returns no item, PutItem, UpdateItem on success, DeleteItem on a result not kept).
+# Exactly the calls of submission_store.py: the claim (conditional put), a twin's read, the commit
+# or kept rejection (conditional update), the release of a claim not kept (conditional delete).
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
@@ -112,7 +112,7 @@ def test_each_role_gets_only_the_actions_its_code_uses_on_named_resources(
         }
     )
     key_secret = repr({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RateLimitKeySecret"}}]})
-    idempotency_table = repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+    idempotency_table = repr({"Fn::GetAtt": ["SubmissionTable", "Arn"]})
     submission_bus = repr(
         {
             "Fn::Sub": [

@@ -56,3 +56,18 @@ def test_raw_logs_print_every_line_verbatim() -> None:
     Terminal(raw=True, out=raw).function_line("F", info)
     assert quiet.getvalue() == ""
     assert raw.getvalue() == f"[F] {info}\n"
+
+
+def test_a_repeat_is_marked_as_a_repeat() -> None:
+    out = io.StringIO()
+    terminal = Terminal(out=out)
+    answer = {"success": True, "error-codes": [], "degraded": False}
+    repeat = json.dumps(
+        {"level": "INFO", "message": "repeat answered from the submission store", "request_id": "req-1"}
+    )
+    terminal.function_line("ByeBotFunction", repeat)
+    terminal.request(_summary(200, answer))
+    terminal.request(_summary(200, answer))
+    first, second = out.getvalue().splitlines()
+    assert " 200 verified (repeat)  312 ms" in first
+    assert " 200 verified  312 ms" in second  # the mark belongs to that request only

@@ -43,7 +43,9 @@ def create_table(dynamodb: Any, table_name: str, template: dict[str, Any], logic
     attribute."""
     properties = template["Resources"][logical_id]["Properties"]
     optional = {
-        name: properties[name] for name in ("GlobalSecondaryIndexes", "StreamSpecification") if name in properties
+        name: properties[name]
+        for name in ("GlobalSecondaryIndexes", "StreamSpecification")
+        if name in properties
     }
     if "StreamSpecification" in optional:
         optional["StreamSpecification"] = {"StreamEnabled": True, **optional["StreamSpecification"]}

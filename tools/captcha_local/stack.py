@@ -43,14 +43,16 @@ from captcha_local.resources import (
     TEMPLATE,
     create_challenge_table,
     create_generated_secret,
-    create_submission_table,
     create_rate_limit_table,
     create_secret,
+    create_submission_table,
     load_template,
 )
+from captcha_local.stream_relay import StreamRelay
 from captcha_local.terminal import RequestSink, RequestSummary, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
+RELAY_FUNCTION = "SubmissionRelayFunction"
 REGION = "us-east-1"
 # Template parameter prefixes, per provider.
 PARAMETER_PREFIX = {provider: logical.removesuffix("Function") for provider, logical in FUNCTIONS.items()}
@@ -361,6 +363,7 @@ class LocalStack:
     ) -> None:
         runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
         self._stops.append(runner.stop)
+        self._start_relay(runner, specs)
         service = LocalHttpApi(
             api=ApiProvider(stacks).api,
             lambda_runner=runner,
@@ -371,6 +374,27 @@ class LocalStack:
         )
         service.create()
         self._serve("api", service._app)
+
+
+    def _start_relay(self, runner: ProcessLambdaRunner, specs: Mapping[str, FunctionSpec]) -> None:
+        """The relay function, fed from moto's stream of the submission store as Lambda's event
+        source mapping would feed it (stream_relay.py), so the inbox shows each submission."""
+        worker = runner.workers[RELAY_FUNCTION]
+
+        def invoke(event: dict[str, Any]) -> Any:
+            result = worker.invoke(json.dumps(event))
+            if "ok" not in result:
+                raise RuntimeError(result.get("error", "relay failed"))
+            return result["ok"]
+
+        relay = StreamRelay.from_template(
+            load_template(),
+            self.aws_client("dynamodb"),
+            self.aws_client("dynamodbstreams"),
+            specs[RELAY_FUNCTION].environment["IDEMPOTENCY_TABLE_NAME"],
+            invoke,
+        )
+        self._stops.append(relay.start())
 
 
 def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:

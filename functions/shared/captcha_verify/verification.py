@@ -211,6 +211,7 @@ class Verifier:
                 "twin request still verifying" if in_flight else "idempotency store unavailable",
                 DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
                 level="warning",
+                error=type(unsure.__cause__ or unsure).__name__,
                 **ids,
             )
             return self._attempt(
