@@ -98,11 +98,25 @@ def table_items() -> list[dict[str, Any]]:
     return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
 
 
+def pump_relay() -> None:
+    """The relay takes what the store's stream holds now (as Lambda polls the stream)."""
+    for relay in _relays:
+        relay.pump()
+
+
+def replace_relay(invoke: Callable[[dict[str, Any]], Any]) -> StreamRelay:
+    """The test's relay invoked through `invoke` instead, from where the stream stands now."""
+    standing = _relays[-1]
+    _relays[-1] = StreamRelay(
+        standing.dynamodb, standing.streams, standing.table_name, invoke, standing.patterns
+    )
+    return _relays[-1]
+
+
 def delivered() -> list[dict[str, Any]]:
     """Every event the bus delivered to the test's inbox queue since the last call, once the relay
     has taken what the store's stream holds."""
-    for relay in _relays:
-        relay.pump()
+    pump_relay()
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=INBOX)["QueueUrl"]
     events = []
@@ -123,7 +137,12 @@ def make_handler(
     """Builds a provider's handler wired to moto and the scripted provider; returns invoke(event)."""
 
     def factory(
-        provider: str, secret: str | None = None, remaining_ms: int = 10_000, bus: Any = None, **settings: Any
+        provider: str,
+        secret: str | None = None,
+        remaining_ms: int = 10_000,
+        bus: Any = None,
+        store: Any = None,
+        **settings: Any,
     ):
         # A fresh service name per handler gives Powertools a fresh log handler on this test's stdout.
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"captcha-verify-test-{next(_services)}")
@@ -139,7 +158,9 @@ def make_handler(
             idempotency_table_name=IDEMPOTENCY_TABLE,
             provider_verify_url=provider_server.url,
         )
-        handler = build_handler(provider, settings=replace(base, **settings), bus=bus, clock=lambda: NOW)
+        handler = build_handler(
+            provider, settings=replace(base, **settings), bus=bus, store=store, clock=lambda: NOW
+        )
         context = FakeContext(remaining_ms=remaining_ms)
         return lambda event: handler(event, context)
 
