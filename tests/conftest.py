@@ -142,6 +142,7 @@ def make_handler(
         remaining_ms: int = 10_000,
         bus: Any = None,
         store: Any = None,
+        clock: Callable[[], datetime] = lambda: NOW,
         **settings: Any,
     ):
         # A fresh service name per handler gives Powertools a fresh log handler on this test's stdout.
@@ -159,7 +160,7 @@ def make_handler(
             provider_verify_url=provider_server.url,
         )
         handler = build_handler(
-            provider, settings=replace(base, **settings), bus=bus, store=store, clock=lambda: NOW
+            provider, settings=replace(base, **settings), bus=bus, store=store, clock=clock
         )
         context = FakeContext(remaining_ms=remaining_ms)
         return lambda event: handler(event, context)

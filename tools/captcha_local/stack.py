@@ -375,7 +375,6 @@ class LocalStack:
         service.create()
         self._serve("api", service._app)
 
-
     def _start_relay(self, runner: ProcessLambdaRunner, specs: Mapping[str, FunctionSpec]) -> None:
         """The relay function, fed from moto's stream of the submission store as Lambda's event
         source mapping would feed it (stream_relay.py), so the inbox shows each submission."""
