@@ -20,6 +20,7 @@ from captcha_verify.aws_clients import client
 from captcha_verify.delivery import SubmissionBus
 from captcha_verify.relay import build_relay_handler
 from captcha_verify.submission_store import COMMIT_SECONDS, SubmissionStore
+from captcha_verify.verification import DIRECT_PUT_SECONDS
 from conftest import BUS, IDEMPOTENCY_TABLE, HandlerFactory, delivered, replace_relay
 from faults.test_fault_matrix import silent, silent_client, timed
 from support import FakeContext, RawServer, ScriptedProvider, emf_metrics, load_event, refusing, with_token
@@ -154,3 +155,22 @@ def test_a_relay_dying_mid_batch_loses_nothing_and_never_invents_an_id(
     }
     assert set(arrived) == committed and len(committed) == 4
     assert len(arrived) == 6  # the two put before the death, put again with the same ids
+
+
+def test_store_refusing_the_commit_and_a_silent_bus_answer_503_within_their_bounds(
+    make_handler: HandlerFactory,
+    provider_server: ScriptedProvider,
+    raw_server: Callable[[Any], RawServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bus = SubmissionBus(BUS, events=silent_client("events", raw_server(silent)))
+    invoke = make_handler("byebot", SECRETS["byebot"], bus=bus)
+    provider_server.answer(200, success_body("byebot"))
+
+    with refusing(client("dynamodb"), "dynamodb.UpdateItem"):
+        answer, elapsed = timed(invoke, fresh())
+
+    assert (answer["statusCode"], body_of(answer)["error-codes"]) == (503, ["delivery-failed"])
+    # The direct put waits DIRECT_PUT_SECONDS, where the bus client alone would take 2 x (1 + 2) s.
+    assert elapsed < DIRECT_PUT_SECONDS + 2
+    assert emf_metrics(capsys.readouterr().out)["SubmissionDeliveryFailed"] == [1]

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
-from captcha_verify.deadline import begin
+from captcha_verify.deadline import begin, run_within
 from captcha_verify.delivery import DeliveryFailed, SubmissionBus
 from captcha_verify.form_rules import check_controls, check_form, honeypot_tripped
 from captcha_verify.kept import keep, restore
@@ -68,6 +68,9 @@ MAX_CLAIMS = 3
 DEFAULT_HOLD_MS = 10_000
 # Left for answering once the wait for an in-flight twin gives up.
 ANSWER_MARGIN_MS = 1_000
+# The direct put when the commit failed: the Lambda's time left after the provider's budget
+# (transport.RESERVED_SECONDS) must hold the commit's bound and this one.
+DIRECT_PUT_SECONDS = 2.0
 # A twin waits about the first's provider budget plus its commit, no longer.
 TWIN_MARGIN_SECONDS = 1.0
 
@@ -272,45 +275,58 @@ class Verifier:
                 else:
                     self._keep_answer(claim, attempt, ids)
                 return attempt
-            return self._commit(claim, attempt, content, ids)
+            return self._commit(inbound, claim, attempt, content, ids)
         finally:
             recording.result()
 
     def _commit(
-        self, claim: Claimed, attempt: Attempt, content: Mapping[str, object], ids: dict[str, Any]
+        self,
+        inbound: Inbound,
+        claim: Claimed,
+        attempt: Attempt,
+        content: Mapping[str, object],
+        ids: dict[str, Any],
     ) -> Attempt:
         detail = submission_detail(attempt, content)  # type: ignore[arg-type]
         serialised = serialise(detail)
         try:
             self.store.commit(claim, serialise(keep(attempt)), serialised, _index(detail))
         except StoreUnavailable as failure:
-            return self._put_directly(attempt, serialised, str(failure), ids)
+            return self._put_directly(inbound, attempt, serialised, str(failure), ids)
         self._note("submission committed", SUBMISSION_COMMITTED, **ids)
         return attempt
 
-    def _put_directly(self, attempt: Attempt, detail: str, reason: str, ids: dict[str, Any]) -> Attempt:
+    def _put_directly(
+        self, inbound: Inbound, attempt: Attempt, detail: str, reason: str, ids: dict[str, Any]
+    ) -> Attempt:
         """The token is spent and the store did not take the submission: the bus gets it straight
         away, and only if it refuses too is the visitor asked to send again (a loss, alarmed)."""
+        remaining = inbound.remaining_ms_now()
+        seconds = DIRECT_PUT_SECONDS if remaining is None else min(DIRECT_PUT_SECONDS, remaining / 1000 - 0.5)
         try:
-            event_id = self.bus.put_serialised(detail)
-        except DeliveryFailed as failure:
+            event_id = run_within(seconds, lambda: self.bus.put_serialised(detail))
+        except TimeoutError:
+            failure = DeliveryFailed("TimeoutError")
+        except DeliveryFailed as refused:
+            failure = refused
+        else:
             self._note(
-                "submission lost: neither committed nor put on the bus",
-                SUBMISSION_DELIVERY_FAILED,
+                "submission not committed, put on the bus directly",
+                SUBMISSION_COMMIT_FAILED,
                 level="error",
-                reason=f"{reason}; {failure.reason}",
+                reason=reason,
+                event_id=event_id,
                 **ids,
             )
-            return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
+            return attempt
         self._note(
-            "submission not committed, put on the bus directly",
-            SUBMISSION_COMMIT_FAILED,
+            "submission lost: neither committed nor put on the bus",
+            SUBMISSION_DELIVERY_FAILED,
             level="error",
-            reason=reason,
-            event_id=event_id,
+            reason=f"{reason}; {failure.reason}",
             **ids,
         )
-        return attempt
+        return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
 
     def _keep_answer(self, claim: Claimed, attempt: Attempt, ids: dict[str, Any]) -> None:
         try:
