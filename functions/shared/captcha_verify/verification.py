@@ -29,6 +29,7 @@ from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
 from captcha_verify.submission import (
+    FormValue,
     check_size,
     email_key,
     form_content,
@@ -165,7 +166,7 @@ class Verifier:
         )
         return self._attempt(inbound, Decision(Outcome.VERIFIED), ProviderAnswer.verified())
 
-    def _claim(self, inbound: Inbound, digest: str, content: Mapping[str, object]) -> Claimed | Attempt:
+    def _claim(self, inbound: Inbound, digest: str, content: Mapping[str, FormValue]) -> Claimed | Attempt:
         """The token for this request, or the answer it gets without asking the provider.
 
         The rate-limit count and the claim are one round trip: the count runs while the claim is
@@ -173,15 +174,15 @@ class Verifier:
         """
         check_limit = self.rate_limiter.begin(inbound.source_ip)
         sid = submission_id(self.provider, digest)
-        form_sha256 = form_digest(content)  # type: ignore[arg-type]
+        form_sha256 = form_digest(content)
         remaining = inbound.remaining_ms_now()
         hold_ms = remaining if remaining is not None else DEFAULT_HOLD_MS
         ids = {"provider": self.provider, "request_id": inbound.request_id, "token_sha256": digest}
-        held: Claimed | Found | None
+        held: Claimed | Found | StoreUnavailable
         try:
             held = self.store.claim(sid, self.provider, form_sha256, hold_ms)
-        except StoreUnavailable:
-            held = None
+        except StoreUnavailable as unavailable:
+            held = unavailable
         try:
             check_limit()
         except RequestRejected:
@@ -194,8 +195,8 @@ class Verifier:
         deadline = time.monotonic() + max(0.0, wait_seconds)
         try:
             for _ in range(MAX_CLAIMS):
-                if held is None:
-                    raise StoreUnavailable("claim")
+                if isinstance(held, StoreUnavailable):
+                    raise held
                 if isinstance(held, Claimed):
                     return held
                 if held.state == IN_PROGRESS:
@@ -257,7 +258,7 @@ class Verifier:
         return attempt
 
     def _settle(
-        self, inbound: Inbound, claim: Claimed, attempt: Attempt, content: Mapping[str, object]
+        self, inbound: Inbound, claim: Claimed, attempt: Attempt, content: Mapping[str, FormValue]
     ) -> Attempt:
         """The outcome into the store with the challenge record written concurrently (one round
         trip): a verified submission committed, a rejection kept, a "could not verify" given back."""
@@ -284,10 +285,10 @@ class Verifier:
         inbound: Inbound,
         claim: Claimed,
         attempt: Attempt,
-        content: Mapping[str, object],
+        content: Mapping[str, FormValue],
         ids: dict[str, Any],
     ) -> Attempt:
-        detail = submission_detail(attempt, content)  # type: ignore[arg-type]
+        detail = submission_detail(attempt, content)
         serialised = serialise(detail)
         try:
             self.store.commit(claim, serialise(keep(attempt)), serialised, _index(detail))
