@@ -348,21 +348,29 @@ class CallRounds:
         self._open = None
 
 
+def committing(params: dict[str, Any]) -> bool:
+    """The put that commits a verified submission (not the claim, not the challenge record)."""
+    return params.get("Item", {}).get("state", {}).get("S") == "committed"
+
+
 @contextlib.contextmanager
-def refusing(client: Any, operation: str, code: str = "ServiceUnavailable") -> Any:
-    """`client` answers every `operation` (e.g. "events.PutEvents") with the error `code` inside the
-    block, as an AWS outage does; the hook is gone after it."""
+def refusing(client: Any, operation: str, code: str = "ServiceUnavailable", when: Any = None) -> Any:
+    """`client` answers every `operation` (e.g. "events.PutEvents") whose parameters satisfy
+    `when` (default: all) with the error `code` inside the block, as an AWS outage does; the hook
+    is gone after it."""
     from botocore.exceptions import ClientError
 
     refused: list[str] = []
 
-    def refuse(model: Any, **_: Any) -> None:
+    def refuse(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if when is not None and not when(params):
+            return
         refused.append(model.name)
         raise ClientError({"Error": {"Code": code, "Message": "refused by the test"}}, model.name)
 
     unique_id = f"refuse-{operation}-{id(refused)}"
-    client.meta.events.register(f"before-call.{operation}", refuse, unique_id=unique_id)
+    client.meta.events.register(f"provide-client-params.{operation}", refuse, unique_id=unique_id)
     try:
         yield refused
     finally:
-        client.meta.events.unregister(f"before-call.{operation}", unique_id=unique_id)
+        client.meta.events.unregister(f"provide-client-params.{operation}", unique_id=unique_id)

@@ -23,7 +23,16 @@ from captcha_verify.submission_store import COMMIT_SECONDS, SubmissionStore
 from captcha_verify.verification import DIRECT_PUT_SECONDS
 from conftest import BUS, IDEMPOTENCY_TABLE, HandlerFactory, delivered, replace_relay
 from faults.test_fault_matrix import silent, silent_client, timed
-from support import FakeContext, RawServer, ScriptedProvider, emf_metrics, load_event, refusing, with_token
+from support import (
+    FakeContext,
+    RawServer,
+    ScriptedProvider,
+    committing,
+    emf_metrics,
+    load_event,
+    refusing,
+    with_token,
+)
 from unit.test_handler import SECRETS, SOURCE_IP, body_of, success_body
 
 _tokens = itertools.count(500)
@@ -63,14 +72,15 @@ def test_the_store_failing_at_the_claim_is_answered_before_the_token_is_spent(
 
 
 class SlowCommits:
-    """DynamoDB whose commits (UpdateItem) arrive after the function stopped waiting for them."""
+    """DynamoDB whose commits arrive after the function stopped waiting for them."""
 
     def __init__(self, real: Any, delay: float) -> None:
         self.real, self.delay = real, delay
 
-    def update_item(self, **request: Any) -> Any:
-        time.sleep(self.delay)
-        return self.real.update_item(**request)
+    def put_item(self, **request: Any) -> Any:
+        if committing(request):
+            time.sleep(self.delay)
+        return self.real.put_item(**request)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -94,7 +104,11 @@ def test_the_store_failing_at_the_commit_puts_the_event_on_the_bus_directly(
     provider_server.answer(200, success_body("byebot"))
     event = fresh()
 
-    with refusing(real, "dynamodb.UpdateItem") if mode == "refused" else contextlib.nullcontext([]):
+    with (
+        refusing(real, "dynamodb.PutItem", when=committing)
+        if mode == "refused"
+        else contextlib.nullcontext([])
+    ):
         answer, elapsed = timed(invoke, event)
 
     assert answer["statusCode"] == 200 and body_of(answer)["success"] is True
@@ -167,7 +181,7 @@ def test_store_refusing_the_commit_and_a_silent_bus_answer_503_within_their_boun
     invoke = make_handler("byebot", SECRETS["byebot"], bus=bus)
     provider_server.answer(200, success_body("byebot"))
 
-    with refusing(client("dynamodb"), "dynamodb.UpdateItem"):
+    with refusing(client("dynamodb"), "dynamodb.PutItem", when=committing):
         answer, elapsed = timed(invoke, fresh())
 
     assert (answer["statusCode"], body_of(answer)["error-codes"]) == (503, ["delivery-failed"])

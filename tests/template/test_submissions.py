@@ -68,7 +68,7 @@ def test_bus_and_archive(transformed) -> None:
     assert archive["RetentionDays"] == {"Ref": "SubmissionArchiveRetentionDays"}
     assert archive["EventPattern"] == {"source": [SOURCE], "detail-type": [DETAIL_TYPE]}
 
-    # The submission store: tests/template/test_submission_store.py.
+    # The submission store: tests/template/test_store_and_relay.py.
 
 
 def test_function_environment_names_the_bus_and_table(transformed) -> None:

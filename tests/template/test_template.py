@@ -63,6 +63,7 @@ DESIGN_ENVIRONMENT = {
     "SUBMISSION_BUS_NAME",
     "IDEMPOTENCY_TABLE_NAME",
     "IDEMPOTENCY_WINDOW_SECONDS",
+    "SUBMISSION_RETENTION_DAYS",
     "HONEYPOT_FIELD",
     "REQUIRED_FIELDS",
     "POWERTOOLS_SERVICE_NAME",
@@ -107,6 +108,7 @@ EXPECTED_PARAMETERS = {
     "HoneypotField",
     "RequiredFields",
     "SubmissionArchiveRetentionDays",
+    "SubmissionRetentionDays",
     "NotificationEmail",
     "WebhookUrl",
     "WebhookApiKeyName",
@@ -496,7 +498,8 @@ def test_at_least_one_provider_rule(template: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ functions
 def test_one_function_per_provider_with_the_fixed_shape(template: dict[str, Any], resources) -> None:
     functions = _functions(resources)
-    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()}
+    # The relay (not per provider): tests/template/test_store_and_relay.py.
+    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()} | {"SubmissionRelayFunction"}
     for name, prefix in PROVIDERS.items():
         function = functions[f"{prefix}Function"]
         props = function["Properties"]
@@ -598,12 +601,7 @@ def test_each_function_may_read_only_its_own_secret_and_write_only_the_table(res
                     },
                     {
                         "Effect": "Allow",
-                        "Action": [
-                            "dynamodb:GetItem",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem",
-                        ],
+                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
                         "Resource": {"Fn::GetAtt": ["SubmissionTable", "Arn"]},
                     },
                 ]
@@ -643,6 +641,7 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "LogGroup",
             "DegradedAcceptanceAlarm",
             "SubmissionDeliveryFailedAlarm",
+            "SubmissionCommitFailedAlarm",
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
@@ -734,12 +733,15 @@ def test_alarms_notify_the_topic(resources) -> None:
         "ApiServerErrorAlarm",
         "NotificationDeadLetterAlarm",
         "WebhookDeadLetterAlarm",
+        "SubmissionRelayFailedAlarm",
+        "SubmissionRelayDeadLetterAlarm",
     } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
         for kind in (
             "DegradedAcceptance",
             "SubmissionDeliveryFailed",
+            "SubmissionCommitFailed",
             "ProviderErrorRate",
             "FunctionErrors",
             "FunctionThrottles",
@@ -892,7 +894,8 @@ def test_dashboard_renders_to_valid_json_with_only_enabled_providers(resources, 
 def test_outputs_contract(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     expected = {"ApiUrl", "ChallengeTableName", "AlarmTopicArn", "DashboardUrl"}
-    expected |= {"SubmissionBusName", "SubmissionBusArn"} | {
+    expected |= {"SubmissionBusName", "SubmissionBusArn", "SubmissionTableName", "SubmissionArchiveName"}
+    expected |= {"SubmissionArchiveRetentionDays", "SubmissionRelayDeadLetterQueueUrl"} | {
         f"{p}{s}" for p in PROVIDERS.values() for s in ("Endpoint", "SecretArn")
     }
     assert set(outputs) == expected

@@ -19,9 +19,9 @@ from template.test_template import expand_language_extensions
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
 ORIGINS = "https://www.example.com,https://example.com"
-# Exactly the calls of submission_store.py: the claim (conditional put), a twin's read, the commit
-# or kept rejection (conditional update), the release of a claim not kept (conditional delete).
-IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# Exactly the calls of submission_store.py: the claim and its outcome (conditional puts), a twin's
+# read, the release of a claim not kept (conditional delete).
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
 
 
 class _NoManagedPolicies:

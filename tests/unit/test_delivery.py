@@ -16,6 +16,7 @@ from captcha_verify.submission import submission_id
 from conftest import HandlerFactory, delivered, table_items
 from support import (
     ScriptedProvider,
+    committing,
     emf_metrics,
     event_token,
     load_event,
@@ -430,7 +431,9 @@ def test_a_failed_commit_puts_the_submission_on_the_bus_directly(
     provider_server.answer(200, success_body("byebot"))
     event = json_event({"email": "ann@example.org", "byebot-token": BYEBOT_TOKEN})
 
-    with refusing(client("dynamodb"), "dynamodb.UpdateItem", "ProvisionedThroughputExceededException"):
+    with refusing(
+        client("dynamodb"), "dynamodb.PutItem", "ProvisionedThroughputExceededException", when=committing
+    ):
         answer = invoke(event)
 
     assert answer["statusCode"] == 200 and body_of(answer)["success"] is True
@@ -448,7 +451,7 @@ def test_when_both_store_and_bus_fail_the_visitor_is_asked_to_send_again_and_it_
     event = form_event([("email", "ann@example.org"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
 
     with (
-        refusing(client("dynamodb"), "dynamodb.UpdateItem"),
+        refusing(client("dynamodb"), "dynamodb.PutItem", when=committing),
         refusing(client("events"), "events.PutEvents"),
     ):
         failed = invoke(event)

@@ -185,7 +185,7 @@ def main() -> None:
     results.flush()
     parts.clear()
     spans = outbound_clock() if config["mode"] != "floor" else []
-    warm, own, rounds = [], [], []
+    warm, own, rounds, aws, http = [], [], [], [], []
     for number in range(1, config["warm"] + 1):
         spans.clear()
         before = time.perf_counter()
@@ -193,10 +193,12 @@ def main() -> None:
         elapsed = (time.perf_counter() - before) * 1000
         warm.append(elapsed)
         own.append(elapsed - sum(end - start for start, end in merged(spans)) * 1000)
-        rounds.append(len(merged([span for span in spans if span[2] == "aws"])))
-    results.write(
-        json.dumps({"warm_ms": warm, "own_ms": own, "aws_rounds": rounds, "parts_ms": parts}) + "\n"
-    )
+        aws_rounds = merged([span for span in spans if span[2] == "aws"])
+        rounds.append(len(aws_rounds))
+        aws.append(sum(end - start for start, end in aws_rounds) * 1000)
+        http.append(sum(end - start for start, end in merged([s for s in spans if s[2] == "http"])) * 1000)
+    timings = {"warm_ms": warm, "own_ms": own, "aws_rounds": rounds, "aws_ms": aws, "http_ms": http}
+    results.write(json.dumps(timings | {"parts_ms": parts}) + "\n")
     results.close()
 
 

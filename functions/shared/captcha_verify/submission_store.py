@@ -3,7 +3,7 @@ once verified, the committed submission that the relay puts on the bus.
 
 The item's life: a conditional put claims the token before the provider is asked (`in_progress`,
 held for the Lambda's remaining time, so a twin takes over if this invocation dies); after the
-provider, one conditional update either commits the submission (`committed`: the event detail
+provider, one conditional put over the claim either commits the submission (`committed`: the event detail
 exactly as the bus will carry it, the index keys, a TTL of SubmissionRetentionDays) or keeps a
 rejection for the window (`answered`); a "could not verify" claim is deleted so a retry asks again.
 
@@ -12,7 +12,8 @@ status, expiration, data), saved by a second write after the work, and no room f
 submission's attributes, its indexes or a retention other than the window. The submission would
 then cost two writes after the provider (the utility's save and the commit) where one does, and
 a twin waits by repeating the conditional put (a write per poll) where a consistent read does.
-A conditional put and a conditional update written for this purpose do it in one write each.
+Conditional puts written for this purpose (the claim, then its outcome over it) do it in one write
+each.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Claimed:
 
     submission_id: str
     claim_id: str
+    provider: str
+    form_sha256: str
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class SubmissionStore:
             )
         except ClientError as error:
             return _found(error.response.get("Item") or {})  # type: ignore[arg-type]
-        return Claimed(submission_id, claim_id)
+        return Claimed(submission_id, claim_id, provider, form_sha256)
 
     def read(self, submission_id: str) -> Found | None:
         """The item as it stands (strongly consistent: a twin must see the first's commit)."""
@@ -191,19 +194,23 @@ class SubmissionStore:
         )
 
     def _settle(self, claim: Claimed, state: str, values: Mapping[str, object]) -> None:
-        names = {f"#a{i}": name for i, name in enumerate(["state", *values])}
-        placeholders = {f":a{i}": value for i, value in enumerate([state, *values.values()])}
-        assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(names)))
+        """The claim's item replaced whole by its outcome (every attribute is known here, so a put
+        needs no update expression), on condition that this request still holds the claim."""
+        item = {
+            "submission_id": claim.submission_id,
+            "provider": claim.provider,
+            "form_sha256": claim.form_sha256,
+            "state": state,
+            **values,
+        }
         try:
             self._call(
                 COMMIT_SECONDS,
-                "update_item",
-                Key=_serialize({"submission_id": claim.submission_id}),
+                "put_item",
+                Item=_serialize(item),
                 # Only the claim's owner settles it: a twin that took over an abandoned claim owns it now.
-                UpdateExpression=f"SET {assignments} REMOVE claim_id, in_progress_until",
                 ConditionExpression="claim_id = :claim",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_serialize({**placeholders, ":claim": claim.claim_id}),
+                ExpressionAttributeValues=_serialize({":claim": claim.claim_id}),
             )
         except ClientError as error:
             raise StoreUnavailable("claim taken over") from error
