@@ -14,9 +14,12 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from captcha_verify import submission
 from captcha_verify.aws_clients import client
+from captcha_verify.form_rules import check_controls
 from captcha_verify.submission import MAX_FORM_BYTES, check_size, serialise, submission_id
 from captcha_verify.submission_store import FIRST_POLL_SECONDS, IN_PROGRESS, MAX_POLL_SECONDS
 from conftest import IDEMPOTENCY_TABLE, HandlerFactory, delivered
+from hypothesis import given
+from hypothesis import strategies as st
 from support import (
     PUT_EVENTS_BYTES,
     CallRounds,
@@ -263,3 +266,34 @@ def test_check_size_measures_the_serialised_form() -> None:
     check_size({"message": "a" * (MAX_FORM_BYTES - 20)})
     with pytest.raises(submission.RequestRejected):
         check_size({"message": "\u00e9" * (MAX_FORM_BYTES // 6 + 1)})  # 2 bytes in UTF-8, 6 escaped
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=40)
+_forms = st.dictionaries(_texts, st.one_of(_texts, st.lists(_texts, max_size=3)), max_size=5)
+_C0 = {chr(c) for c in range(0x20)} - {"\t", "\r", "\n"}
+
+
+@given(_forms)
+def test_control_characters_are_refused_exactly_where_they_appear(form: dict[str, Any]) -> None:
+    values = [v for value in form.values() for v in (value if isinstance(value, list) else [value])]
+    has_control = any(set(text) & _C0 for text in [*form, *values])
+    try:
+        check_controls(form)
+    except submission.RequestRejected as rejection:
+        assert has_control and rejection.code.value == "invalid-form"
+    else:
+        assert not has_control
+
+
+@given(_forms, st.integers(min_value=2, max_value=400))
+def test_the_size_check_refuses_exactly_what_serialises_past_the_limit(
+    form: dict[str, Any], limit: int
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(submission, "MAX_FORM_BYTES", limit)
+        try:
+            check_size(form)
+        except submission.RequestRejected:
+            assert len(serialise(form).encode("utf-8")) > limit
+        else:
+            assert len(serialise(form).encode("utf-8")) <= limit
