@@ -25,9 +25,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
-from captcha_verify.idempotency import Ran
 from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, OutboundCall
+from captcha_verify.submission_store import Claimed
 from captcha_verify.transport import ProviderReply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,19 +96,31 @@ class FakeLog:
         self.items.append(item)
 
 
-class FakeOnce:
-    """Every step runs, none is replayed: idempotency has its own tests."""
+@dataclass
+class FakeStore:
+    """Every token is claimed afresh and every outcome taken: idempotency has its own tests."""
 
-    def run_once(self, step: str, key: dict[str, str], work: Any, remaining_ms: int | None) -> Ran:
-        return Ran(work(), replayed=False)
+    committed: list[str] = field(default_factory=list)
+
+    def claim(self, submission_id: str, provider: str, form_sha256: str, hold_ms: int) -> Claimed:
+        return Claimed(submission_id, "claim", provider, form_sha256)
+
+    def commit(self, claim: Claimed, answer: str, detail: str, index: Any) -> None:
+        self.committed.append(detail)
+
+    def keep_answer(self, claim: Claimed, answer: str) -> None:
+        pass
+
+    def release(self, claim: Claimed) -> None:
+        pass
 
 
 @dataclass
 class FakeBus:
     details: list[dict[str, Any]] = field(default_factory=list)
 
-    def put(self, detail: dict[str, Any]) -> str:
-        self.details.append(detail)
+    def put_serialised(self, detail: str) -> str:
+        self.details.append(json.loads(detail))
         return f"evt-{len(self.details)}"
 
 
@@ -160,7 +172,7 @@ def rigs() -> Iterator[dict[tuple[str, FailurePolicy], Rig]]:
                     transport=transport,  # type: ignore[arg-type]
                     challenge_log=log,  # type: ignore[arg-type]
                     bus=bus,  # type: ignore[arg-type]
-                    once=FakeOnce(),  # type: ignore[arg-type]
+                    store=FakeStore(),  # type: ignore[arg-type]
                 )
                 built[(provider, policy)] = Rig(provider, handler, secrets, transport, log, bus, output)
     yield built
