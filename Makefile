@@ -21,13 +21,15 @@ PYTHON313 = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13
 	$$(command -v python3.13); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
 	&& echo "$$p" && break; done)
 
-.PHONY: help venv local test lint unit integration browser-deps stats stats-local build deploy delete sam validate bench lock clean fuzz
+.PHONY: help venv local test lint unit integration browser-deps stats stats-local submissions submissions-local build deploy delete sam validate bench lock clean fuzz
 
 help:
 	@echo "make local    run the whole system offline (API on http://127.0.0.1:3000, demo on :3002)"
 	@echo "make test     run every test (creates .venv and installs Chromium if needed)"
 	@echo "make stats    challenge-log figures, e.g. make stats ARGS='--provider byebot --since 7d'"
 	@echo "make stats-local  the same against a running make local"
+	@echo "make submissions  list, export or erase submissions, e.g. make submissions ARGS='export -o out.csv'"
+	@echo "make submissions-local  the same against a running make local"
 	@echo "make build    sam build;  make validate: cfn-lint and sam validate --lint"
 	@echo "make deploy   check credentials, build, deploy (the first time asks seven questions; ARGS='--guided' asks again)"
 	@echo "make delete   remove the stack make deploy made;  make sam ARGS='...': any sam command"
@@ -78,7 +80,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions/shared/captcha_verify tools/captcha_local tools/captcha_stats tools/captcha_deploy \
-		tools/captcha_bench
+		tools/captcha_bench tools/captcha_submissions
 
 test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint
 	$(BIN)/python -m pytest
@@ -101,6 +103,14 @@ stats: $(STAMP)
 stats-local: $(STAMP)
 	AWS_ENDPOINT_URL=http://127.0.0.1:3003 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
 	AWS_DEFAULT_REGION=us-east-1 CHALLENGE_TABLE_NAME=ChallengeTable $(BIN)/captcha-stats $(ARGS)
+
+submissions: $(STAMP)
+	$(BIN)/captcha-submissions $(ARGS)
+
+# Against the submission store of a running `make local` (default: list).
+submissions-local: $(STAMP)
+	AWS_ENDPOINT_URL=http://127.0.0.1:3003 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	AWS_DEFAULT_REGION=us-east-1 SUBMISSION_TABLE_NAME=SubmissionTable $(BIN)/captcha-submissions $(or $(ARGS),list)
 
 build: $(STAMP)
 	$(BIN)/sam build

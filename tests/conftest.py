@@ -13,14 +13,18 @@ import boto3
 import pytest
 from captcha_local.resources import (
     create_challenge_table,
-    create_idempotency_table,
     create_secret,
+    create_submission_table,
     load_template,
 )
+from captcha_local.stream_relay import StreamRelay
+from captcha_verify.aws_clients import client
 from captcha_verify.config import Settings
+from captcha_verify.delivery import SubmissionBus
 from captcha_verify.entrypoint import build_handler
+from captcha_verify.relay import build_relay_handler
 from moto import mock_aws
-from support import FakeContext, RawServer, ScriptedProvider
+from support import FakeContext, RawServer, ScriptedProvider, enforce_aws_limits
 
 TABLE = "challenge-log-test"
 IDEMPOTENCY_TABLE = "idempotency-test"
@@ -28,6 +32,8 @@ BUS = "submissions-test"
 INBOX = "submissions-inbox"
 NOW = datetime(2026, 11, 21, 10, 0, 5, 250_000, tzinfo=UTC)
 _services = itertools.count()
+# The stream stand-in of the running test: delivered() pumps it, as Lambda polls the stream.
+_relays: list[StreamRelay] = []
 
 
 @pytest.fixture
@@ -37,6 +43,7 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_NAMESPACE": "CaptchaVerifyTest",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -45,12 +52,15 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def aws(mocked_aws: None) -> None:
-    """The challenge and idempotency tables (the template's definitions), the bus, and a queue
-    that receives whatever the bus delivers."""
+def aws(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The challenge table and the submission store (the template's definitions), the bus, a queue
+    that receives whatever the bus delivers, and the relay from the store's stream to the bus."""
     template = load_template()
+    # The layer's own (shared, cached) clients refuse what AWS refuses and moto takes.
+    enforce_aws_limits(client("dynamodb"))
+    enforce_aws_limits(client("events"))
     create_challenge_table(boto3.client("dynamodb"), TABLE, template)
-    create_idempotency_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
+    create_submission_table(boto3.client("dynamodb"), IDEMPOTENCY_TABLE, template)
     events = boto3.client("events")
     events.create_event_bus(Name=BUS)
     queue_url = boto3.client("sqs").create_queue(QueueName=INBOX)["QueueUrl"]
@@ -61,6 +71,26 @@ def aws(mocked_aws: None) -> None:
         EventBusName=BUS,
         Targets=[{"Id": "inbox", "Arn": queue_arn["Attributes"]["QueueArn"]}],
     )
+    relay: list[Any] = []
+
+    def invoke_relay(event: dict[str, Any]) -> Any:
+        # Built on first use, so its log handler writes to the test's (captured) stdout.
+        if not relay:
+            monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"submission-relay-{next(_services)}")
+            relay.append(build_relay_handler(SubmissionBus(BUS, events=client("events"))))
+        return relay[0](event, FakeContext(function_name="submission-relay"))
+
+    _relays.append(
+        StreamRelay.from_template(
+            template,
+            boto3.client("dynamodb"),
+            boto3.client("dynamodbstreams"),
+            IDEMPOTENCY_TABLE,
+            invoke_relay,
+        )
+    )
+    yield
+    _relays.clear()
 
 
 @pytest.fixture
@@ -74,8 +104,25 @@ def table_items() -> list[dict[str, Any]]:
     return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
 
 
+def pump_relay() -> None:
+    """The relay takes what the store's stream holds now (as Lambda polls the stream)."""
+    for relay in _relays:
+        relay.pump()
+
+
+def replace_relay(invoke: Callable[[dict[str, Any]], Any]) -> StreamRelay:
+    """The test's relay invoked through `invoke` instead, from where the stream stands now."""
+    standing = _relays[-1]
+    _relays[-1] = StreamRelay(
+        standing.dynamodb, standing.streams, standing.table_name, invoke, standing.patterns
+    )
+    return _relays[-1]
+
+
 def delivered() -> list[dict[str, Any]]:
-    """Every event the bus delivered to the test's inbox queue since the last call."""
+    """Every event the bus delivered to the test's inbox queue since the last call, once the relay
+    has taken what the store's stream holds."""
+    pump_relay()
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=INBOX)["QueueUrl"]
     events = []
@@ -96,7 +143,13 @@ def make_handler(
     """Builds a provider's handler wired to moto and the scripted provider; returns invoke(event)."""
 
     def factory(
-        provider: str, secret: str | None = None, remaining_ms: int = 10_000, bus: Any = None, **settings: Any
+        provider: str,
+        secret: str | None = None,
+        remaining_ms: int = 10_000,
+        bus: Any = None,
+        store: Any = None,
+        clock: Callable[[], datetime] = lambda: NOW,
+        **settings: Any,
     ):
         # A fresh service name per handler gives Powertools a fresh log handler on this test's stdout.
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"captcha-verify-test-{next(_services)}")
@@ -112,7 +165,9 @@ def make_handler(
             idempotency_table_name=IDEMPOTENCY_TABLE,
             provider_verify_url=provider_server.url,
         )
-        handler = build_handler(provider, settings=replace(base, **settings), bus=bus, clock=lambda: NOW)
+        handler = build_handler(
+            provider, settings=replace(base, **settings), bus=bus, store=store, clock=clock
+        )
         context = FakeContext(remaining_ms=remaining_ms)
         return lambda event: handler(event, context)
 

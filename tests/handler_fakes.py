@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
@@ -19,9 +21,9 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 from captcha_verify.config import Settings
 from captcha_verify.delivery import DeliveryFailed
 from captcha_verify.entrypoint import build_handler
-from captcha_verify.idempotency import Kept, Ran
 from captcha_verify.providers import OutboundCall
 from captcha_verify.rate_limit import RateLimiter
+from captcha_verify.submission_store import ANSWERED, COMMITTED, Claimed, Found, StoreUnavailable
 from captcha_verify.telemetry import bounded_logger
 from captcha_verify.transport import ProviderReply
 from support import FakeContext, load_event
@@ -78,21 +80,38 @@ class FakeLog:
 
 
 @dataclass
-class FakeOnce:
-    """With `remember`, a step run before for the same key is answered from its kept value (a
-    repeat); without, every step runs (idempotency has its own tests)."""
+class FakeStore:
+    """The submission store. With `remember`, a token settled before is found again (a repeat);
+    without, every token is claimed afresh (the store has its own tests). `failure` makes the
+    commit fail, as a store that took the claim and then stopped answering."""
 
     remember: bool = False
-    kept: dict[tuple[str, str], Kept] = field(default_factory=dict)
+    failure: str | None = None
+    settled: dict[str, Found] = field(default_factory=dict)
+    committed: list[str] = field(default_factory=list)
+    clock: Any = time.time
 
-    def run_once(self, step: str, key: dict[str, str], work: Any, remaining_ms: int | None) -> Ran:
-        slot = (step, key["token_sha256"])
-        if self.remember and slot in self.kept:
-            return Ran(self.kept[slot], replayed=True)
-        value = work()
+    def claim(self, submission_id: str, provider: str, form_sha256: str, hold_ms: int) -> Claimed | Found:
+        if self.remember and submission_id in self.settled:
+            return self.settled[submission_id]
+        return Claimed(submission_id, "claim", provider, form_sha256)
+
+    def commit(self, claim: Claimed, answer: str, detail: str, index: Any) -> None:
+        if self.failure is not None:
+            raise StoreUnavailable(self.failure)
+        self.committed.append(detail)
+        self._settle(claim, COMMITTED, answer)
+
+    def keep_answer(self, claim: Claimed, answer: str) -> None:
+        self._settle(claim, ANSWERED, answer)
+
+    def release(self, claim: Claimed) -> None:
+        self.settled.pop(claim.submission_id, None)
+
+    def _settle(self, claim: Claimed, state: str, answer: str) -> None:
         if self.remember:
-            self.kept[slot] = value
-        return Ran(value, replayed=False)
+            until = int(self.clock()) + 600
+            self.settled[claim.submission_id] = Found(state, claim.form_sha256, answer, 0, until)
 
 
 @dataclass
@@ -103,10 +122,10 @@ class FakeBus:
     failure: str | None = None
     puts: int = 0
 
-    def put(self, detail: dict[str, Any]) -> str:
+    def put_serialised(self, detail: str) -> str:
         if self.failure is not None:
             raise DeliveryFailed(self.failure)
-        self.details.append(detail)
+        self.details.append(json.loads(detail))
         self.puts += 1
         return f"evt-{self.puts}"
 
@@ -139,7 +158,7 @@ class Rig:
     transport: FakeTransport
     log: FakeLog
     bus: FakeBus
-    once: FakeOnce
+    store: FakeStore
     counter: FakeCounter | None = None
     output: str = ""
 
@@ -147,6 +166,7 @@ class Rig:
         """One request; afterwards `output`, `log.items` and `bus.details` hold its traces only."""
         self.log.items.clear()
         self.bus.details.clear()
+        self.store.committed.clear()
         buffer = io.StringIO()
         with _logging_to(buffer), redirect_stdout(buffer):
             response = self.handler(event, FakeContext())
@@ -184,12 +204,12 @@ def build_rig(
 ) -> Rig:
     """The provider's handler on fakes; its log lines reach `Rig.output` (Powertools binds its
     handler to the stream that sys.stdout is when the first Logger of a service is made)."""
-    secrets, transport, log, bus, once = (
+    secrets, transport, log, bus, store = (
         FakeSecrets(),
         FakeTransport(),
         FakeLog(),
         FakeBus(),
-        FakeOnce(remember),
+        FakeStore(remember),
     )
     counter = FakeCounter() if rate_limit else None
     with redirect_stdout(_Switch()), pytest.MonkeyPatch.context() as patch:  # type: ignore[type-var]
@@ -207,10 +227,10 @@ def build_rig(
             transport=transport,  # type: ignore[arg-type]
             challenge_log=log,  # type: ignore[arg-type]
             bus=bus,  # type: ignore[arg-type]
-            once=once,  # type: ignore[arg-type]
+            store=store,  # type: ignore[arg-type]
             rate_limiter=limiter,
         )
-    return Rig(provider, handler, secrets, transport, log, bus, once, counter)
+    return Rig(provider, handler, secrets, transport, log, bus, store, counter)
 
 
 def http_event(

@@ -241,3 +241,136 @@ def read_request(connection: Any) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+# ------------------------------------------------------------------ AWS limits moto does not enforce
+# A DynamoDB item is at most 400 KB: the UTF-8 lengths of attribute names and values ("Item size",
+# DynamoDB developer guide, service quotas). A PutEvents request is at most 256 KB, counted as the
+# UTF-8 bytes of each entry's Source, DetailType, Detail (and Time, 14 bytes, and Resources)
+# ("Calculating PutEvents event entry size", EventBridge user guide).
+DYNAMODB_ITEM_BYTES = 400 * 1024
+PUT_EVENTS_BYTES = 256 * 1024
+
+
+def attribute_bytes(value: dict[str, Any]) -> int:
+    (kind, inner), *_ = value.items()
+    if kind in ("S", "N"):
+        return len(str(inner).encode())
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + attribute_bytes(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + attribute_bytes(v) for v in inner)
+    return sum(len(str(v).encode()) for v in inner)  # SS, NS, BS
+
+
+def _too_large(operation: str, message: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ValidationException", "Message": message}}, operation)
+
+
+def _check_item(params: dict[str, Any], **_: Any) -> None:
+    attributes = params.get("Item") or {
+        **params.get("Key", {}),
+        **params.get("ExpressionAttributeValues", {}),
+    }
+    size = sum(len(name.encode()) + attribute_bytes(value) for name, value in attributes.items())
+    if size > DYNAMODB_ITEM_BYTES:
+        raise _too_large("PutItem", "Item size has exceeded the maximum allowed size")
+
+
+def _check_entries(params: dict[str, Any], **_: Any) -> None:
+    size = sum(
+        sum(len(str(entry.get(k, "")).encode()) for k in ("Source", "DetailType", "Detail"))
+        + (14 if "Time" in entry else 0)
+        + sum(len(r.encode()) for r in entry.get("Resources", []))
+        for entry in params.get("Entries", [])
+    )
+    if size > PUT_EVENTS_BYTES:
+        raise _too_large("PutEvents", "Total size of the entries in the request is over the limit")
+
+
+def enforce_aws_limits(client: Any) -> Any:
+    """The client (moto behind it) refusing what AWS refuses: oversized items and PutEvents entries."""
+    events = client.meta.events
+    events.register("provide-client-params.dynamodb.PutItem", _check_item, unique_id="limit-put")
+    events.register("provide-client-params.dynamodb.UpdateItem", _check_item, unique_id="limit-update")
+    events.register("provide-client-params.events.PutEvents", _check_entries, unique_id="limit-events")
+    return client
+
+
+@dataclass
+class CallRounds:
+    """Counts sequential AWS round trips with botocore's event hooks: every call is stretched by
+    `latency` (as a real network round trip would be), and calls whose spans overlap count as one."""
+
+    latency: float = 0.03
+    spans: list[tuple[float, float, str]] | None = None
+    _open: dict[int, tuple[float, str]] | None = None
+
+    def watch(self, client: Any) -> None:
+        client.meta.events.register("before-call.*.*", self._before, unique_id="rounds-before")
+        client.meta.events.register("after-call.*.*", self._after, unique_id="rounds-after")
+
+    def reset(self) -> None:
+        self.spans, self._open = [], {}
+
+    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self._open is None:
+            return
+        self._open[id(context)] = (time.monotonic(), model.name)
+        time.sleep(self.latency)
+
+    def _after(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self._open is None or self.spans is None or id(context) not in self._open:
+            return
+        started, name = self._open.pop(id(context))
+        self.spans.append((started, time.monotonic(), name))
+
+    def rounds(self) -> list[list[str]]:
+        """The calls, grouped into sequential rounds (overlapping spans form one round)."""
+        groups: list[list[str]] = []
+        end = float("-inf")
+        for started, finished, name in sorted(self.spans or []):
+            if started < end:
+                groups[-1].append(name)
+                end = max(end, finished)
+            else:
+                groups.append([name])
+                end = finished
+        return groups
+
+    def stop(self) -> None:
+        self._open = None
+
+
+def committing(params: dict[str, Any]) -> bool:
+    """The put that commits a verified submission (not the claim, not the challenge record)."""
+    return params.get("Item", {}).get("state", {}).get("S") == "committed"
+
+
+@contextlib.contextmanager
+def refusing(client: Any, operation: str, code: str = "ServiceUnavailable", when: Any = None) -> Any:
+    """`client` answers every `operation` (e.g. "events.PutEvents") whose parameters satisfy
+    `when` (default: all) with the error `code` inside the block, as an AWS outage does; the hook
+    is gone after it."""
+    from botocore.exceptions import ClientError
+
+    refused: list[str] = []
+
+    def refuse(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if when is not None and not when(params):
+            return
+        refused.append(model.name)
+        raise ClientError({"Error": {"Code": code, "Message": "refused by the test"}}, model.name)
+
+    unique_id = f"refuse-{operation}-{id(refused)}"
+    client.meta.events.register(f"provide-client-params.{operation}", refuse, unique_id=unique_id)
+    try:
+        yield refused
+    finally:
+        client.meta.events.unregister(f"provide-client-params.{operation}", unique_id=unique_id)

@@ -330,7 +330,8 @@ def test_hostile_requests_keep_every_invariant(
     assert all(len(line.encode("utf-8")) <= MAX_LINE_BYTES for line in lines), max(map(len, lines))
     assert all(c.isprintable() for c in terminal_lines(rig.output).replace("\n", ""))
 
-    seen = json.dumps(response) + json.dumps(rig.log.items, default=str) + rig.output
+    delivered = json.dumps(rig.bus.details) + "".join(rig.store.committed)
+    seen = json.dumps(response) + json.dumps(rig.log.items, default=str) + rig.output + delivered
     assert SECRET not in seen
     if request["token"]:
         assert request["token"] not in seen and quote(request["token"]) not in seen

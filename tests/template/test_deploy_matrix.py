@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from template.cloudformation import NO_VALUE, Processed, processed
 from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS
+from template.test_transformed import SUBMISSION_STORE_ACTIONS
 
 BYEBOT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/byebot-AbCdEf"
 ONLY_BYEBOT = {f"Enable{prefix}": "false" for prefix in PROVIDERS.values() if prefix != "ByeBot"}
@@ -215,7 +215,10 @@ def test_each_function_may_do_exactly_what_its_code_does(case: tuple[dict[str, s
             ("secretsmanager:GetSecretValue", repr(key_secret)),
             ("dynamodb:PutItem", repr({"Fn::GetAtt": ["ChallengeTable", "Arn"]})),
             ("dynamodb:UpdateItem", repr({"Fn::GetAtt": ["RateLimitTable", "Arn"]})),
-            *((action, repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})) for action in IDEMPOTENCY_ACTIONS),
+            *(
+                (action, repr({"Fn::GetAtt": ["SubmissionTable", "Arn"]}))
+                for action in SUBMISSION_STORE_ACTIONS
+            ),
             ("events:PutEvents", repr(bus)),
         ]
         role = created[f"{prefix}FunctionRole"]

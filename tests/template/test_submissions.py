@@ -13,7 +13,7 @@ from captcha_verify.notifications.consumer import backoff_seconds
 from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from captcha_verify.telemetry import SUBMISSION_DELIVERY_FAILED
 from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS, translated
+from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS, translated
 
 CHANNELS = ("Email", "Webhook", "Autoresponse")
 
@@ -51,13 +51,13 @@ def test_each_function_puts_events_on_the_bus_only_and_uses_only_the_idempotency
             }
         ], prefix
         on_idempotency = [
-            s for s in statements if s.get("Resource") == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+            s for s in statements if s.get("Resource") == {"Fn::GetAtt": ["SubmissionTable", "Arn"]}
         ]
         assert on_idempotency == [
             {
                 "Effect": "Allow",
-                "Action": list(IDEMPOTENCY_ACTIONS),
-                "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+                "Action": list(SUBMISSION_STORE_ACTIONS),
+                "Resource": {"Fn::GetAtt": ["SubmissionTable", "Arn"]},
             }
         ], prefix
         assert not [
@@ -65,25 +65,21 @@ def test_each_function_puts_events_on_the_bus_only_and_uses_only_the_idempotency
         ]
 
 
-def test_bus_archive_and_idempotency_table(transformed) -> None:
+def test_bus_and_archive(transformed) -> None:
     assert transformed["SubmissionBus"]["Type"] == "AWS::Events::EventBus"
     archive = transformed["SubmissionArchive"]["Properties"]
     assert archive["SourceArn"] == {"Fn::GetAtt": ["SubmissionBus", "Arn"]}
     assert archive["RetentionDays"] == {"Ref": "SubmissionArchiveRetentionDays"}
     assert archive["EventPattern"] == {"source": [SOURCE], "detail-type": [DETAIL_TYPE]}
 
-    table = transformed["IdempotencyTable"]["Properties"]
-    # Powertools' DynamoDBPersistenceLayer defaults: partition key "id", expiry in "expiration".
-    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
-    assert table["BillingMode"] == "PAY_PER_REQUEST" and table["SSESpecification"] == {"SSEEnabled": True}
+    # The submission store: tests/template/test_store_and_relay.py.
 
 
 def test_function_environment_names_the_bus_and_table(transformed) -> None:
     for prefix in PROVIDERS.values():
         env = transformed[f"{prefix}Function"]["Properties"]["Environment"]["Variables"]
         assert env["SUBMISSION_BUS_NAME"] == {"Ref": "SubmissionBus"}
-        assert env["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+        assert env["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "SubmissionTable"}
         assert env["IDEMPOTENCY_WINDOW_SECONDS"] == {"Ref": "IdempotencyWindowSeconds"}
         assert env["HONEYPOT_FIELD"] == {"Ref": "HoneypotField"}
         assert env["REQUIRED_FIELDS"] == {"Ref": "RequiredFields"}

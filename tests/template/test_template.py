@@ -56,6 +56,7 @@ DESIGN_ENVIRONMENT = {
     "SUBMISSION_BUS_NAME",
     "IDEMPOTENCY_TABLE_NAME",
     "IDEMPOTENCY_WINDOW_SECONDS",
+    "SUBMISSION_RETENTION_DAYS",
     "HONEYPOT_FIELD",
     "REQUIRED_FIELDS",
     "POWERTOOLS_SERVICE_NAME",
@@ -100,6 +101,7 @@ EXPECTED_PARAMETERS = {
     "HoneypotField",
     "RequiredFields",
     "SubmissionArchiveRetentionDays",
+    "SubmissionRetentionDays",
     "NotificationEmail",
     "SenderEmail",
     "WebhookUrl",
@@ -457,7 +459,11 @@ def test_one_function_per_provider_and_the_notifications_function_with_the_fixed
     template: dict[str, Any], resources
 ) -> None:
     functions = _functions(resources)
-    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()} | {"NotificationsFunction"}
+    # The relay (not per provider): tests/template/test_store_and_relay.py.
+    assert set(functions) == {f"{p}Function" for p in PROVIDERS.values()} | {
+        "NotificationsFunction",
+        "SubmissionRelayFunction",
+    }
     folders = {f"{prefix}Function": (name, f"{prefix}Enabled") for name, prefix in PROVIDERS.items()}
     folders["NotificationsFunction"] = ("notifications", "HasNotifications")
     for logical_id, (name, condition) in folders.items():
@@ -557,6 +563,7 @@ def test_every_per_provider_resource_and_output_is_conditional(template, resourc
             "LogGroup",
             "DegradedAcceptanceAlarm",
             "SubmissionDeliveryFailedAlarm",
+            "SubmissionCommitFailedAlarm",
             "ProviderErrorRateAlarm",
             "FunctionErrorsAlarm",
             "FunctionThrottlesAlarm",
@@ -652,12 +659,15 @@ def test_alarms_notify_the_topic(resources) -> None:
         "EmailDeadLetterAlarm",
         "WebhookDeadLetterAlarm",
         "AutoresponseDeadLetterAlarm",
+        "SubmissionRelayFailedAlarm",
+        "SubmissionRelayDeadLetterAlarm",
     } | {
         f"{p}{kind}Alarm"
         for p in PROVIDERS.values()
         for kind in (
             "DegradedAcceptance",
             "SubmissionDeliveryFailed",
+            "SubmissionCommitFailed",
             "ProviderErrorRate",
             "FunctionErrors",
             "FunctionThrottles",
@@ -819,7 +829,8 @@ def test_dashboard_renders_to_valid_json_with_only_enabled_providers(resources, 
 def test_outputs_contract(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     expected = {"ApiUrl", "ChallengeTableName", "AlarmTopicArn", "DashboardUrl"}
-    expected |= {"SubmissionBusName", "SubmissionBusArn"} | {
+    expected |= {"SubmissionBusName", "SubmissionBusArn", "SubmissionTableName", "SubmissionArchiveName"}
+    expected |= {"SubmissionArchiveRetentionDays", "SubmissionRelayDeadLetterQueueUrl"} | {
         f"{p}{s}" for p in PROVIDERS.values() for s in ("Endpoint", "SecretArn")
     }
     assert set(outputs) == expected

@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -69,7 +71,7 @@ def test_aws_clients_share_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(boto3.session, "Session", counting_session)
     aws_clients.session.cache_clear()
-    aws_clients.client.cache_clear()
+    aws_clients.cached_client.cache_clear()
     try:
         dynamodb = aws_clients.client("dynamodb")
         aws_clients.client("secretsmanager")
@@ -77,7 +79,27 @@ def test_aws_clients_share_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(created) == 1
     finally:
         aws_clients.session.cache_clear()
-        aws_clients.client.cache_clear()
+        aws_clients.cached_client.cache_clear()
+
+
+def test_two_threads_asking_at_once_build_one_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim and the rate-limit count ask for the DynamoDB client at once on a cold start."""
+    built: list[str] = []
+
+    class SlowSession:
+        def client(self, service_name: str, **_: object) -> object:
+            built.append(service_name)
+            time.sleep(0.2)  # building a client takes tens of milliseconds
+            return object()
+
+    monkeypatch.setattr(aws_clients, "session", SlowSession)
+    aws_clients.cached_client.cache_clear()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(aws_clients.client, ["dynamodb", "dynamodb"])
+        assert first is second and built == ["dynamodb"]
+    finally:
+        aws_clients.cached_client.cache_clear()
 
 
 def normalized(name: str) -> str:

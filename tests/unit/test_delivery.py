@@ -9,18 +9,19 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 import pytest
-from captcha_verify.delivery import SubmissionBus
+from captcha_verify.aws_clients import client
 from captcha_verify.providers import PROVIDERS
 from captcha_verify.submission import submission_id
-from conftest import BUS, HandlerFactory, delivered, table_items
+from conftest import HandlerFactory, delivered, table_items
 from support import (
     ScriptedProvider,
+    committing,
     emf_metrics,
     event_token,
     load_event,
     log_records,
+    refusing,
     with_body,
 )
 from test_handler import SECRETS, SITEKEY, body_of, success_body
@@ -305,16 +306,39 @@ def test_double_submit_gets_the_first_answer_and_delivers_once(
         invoke(form_event(fields, accept="text/html")),
         invoke(form_event(fields, accept="text/html")),
     )
+    # The same form sent by fetch (JSON) is the same submission: its content is what counts.
     fetch_first, fetch_retry = (
-        invoke(json_event({"email": "a@b.c", "byebot-token": BYEBOT_TOKEN})),
-        invoke(json_event({"email": "a@b.c", "byebot-token": BYEBOT_TOKEN})),
+        invoke(json_event({"email": "ann@example.org", "byebot-token": BYEBOT_TOKEN})),
+        invoke(json_event({"email": "ann@example.org", "byebot-token": BYEBOT_TOKEN})),
     )
 
     assert first == second and first["statusCode"] == 303
     assert fetch_first == fetch_retry and body_of(fetch_first)["success"] is True
     assert body_of(fetch_first)["sitekey"] == SITEKEY  # the first verification's metadata, replayed
     assert len(provider_server.received) == 1 and len(delivered()) == 1
-    assert emf_metrics(capsys.readouterr().out)["DuplicateRequest"] == [1] * 6  # both steps, three repeats
+    assert emf_metrics(capsys.readouterr().out)["DuplicateRequest"] == [1] * 3
+
+
+def test_a_repeat_with_an_edited_form_is_not_a_repeat_and_sends_nothing(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"))
+    sent = form_event([("message", "Hello"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
+    edited = form_event([("message", "Hello, again"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
+
+    assert invoke(sent)["statusCode"] == 200
+    answer = invoke(edited)
+    as_json = invoke(json_event({"message": "Hello, again", "byebot-token": BYEBOT_TOKEN}))
+
+    assert answer["statusCode"] == 400 and "timeout-or-duplicate" in answer["body"]
+    assert "already sent with this CAPTCHA" in answer["body"] and "changes were not" in answer["body"]
+    assert body_of(as_json)["error-codes"] == ["timeout-or-duplicate"]
+    assert len(provider_server.received) == 1
+    assert [e["detail"]["form"] for e in delivered()] == [{"message": "Hello"}]
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["ChangedRepeat"] == [1, 1]
+    assert "Hello, again" not in out
 
 
 def wait_until_in_flight(provider_server: ScriptedProvider, seconds: float = 10) -> None:
@@ -379,86 +403,89 @@ def test_could_not_verify_is_not_kept_so_a_retry_asks_again(
     assert len(provider_server.received) == 2 and len(delivered()) == 1
 
 
-class FlakyEvents:
-    """EventBridge as moto has it, after scripted failures (an exception or a failed entry)."""
-
-    def __init__(self, *failures: Exception | dict[str, Any]) -> None:
-        self.failures = list(failures)
-        self.real = boto3.client("events")
-
-    def put_events(self, **request: Any) -> dict[str, Any]:
-        if self.failures:
-            failure = self.failures.pop(0)
-            if isinstance(failure, Exception):
-                raise failure
-            return failure
-        return self.real.put_events(**request)
-
-
-FAILED_ENTRY = {
-    "FailedEntryCount": 1,
-    "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
-}
-
-
-@pytest.mark.parametrize(
-    "failure", [ConnectionError("bus unreachable"), FAILED_ENTRY], ids=["exception", "failed-entry"]
-)
-def test_delivery_failure_answers_503_and_the_retry_delivers_without_a_new_token(
-    failure: Exception | dict[str, Any],
-    make_handler: HandlerFactory,
-    provider_server: ScriptedProvider,
-    capsys: pytest.CaptureFixture[str],
+def test_a_bus_outage_never_fails_the_visitor_and_the_submission_arrives_after_it(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bus = SubmissionBus(BUS, events=FlakyEvents(failure))
-    invoke = make_handler("byebot", SECRETS["byebot"], bus=bus)
+    invoke = make_handler("byebot", SECRETS["byebot"])
     provider_server.answer(200, success_body("byebot"))
     event = form_event([("email", "ann@example.org"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
 
-    failed = invoke(event)
-    assert failed["statusCode"] == 503 and "Please send it again" in failed["body"]
-    assert "delivery-failed" in failed["body"] and delivered() == []
+    with refusing(client("events"), "events.PutEvents") as refused:
+        answer = invoke(event)
+        assert delivered() == [] and delivered() == []  # the relay tried, and keeps the record
+    assert answer["statusCode"] == 200 and "Your form was sent." in answer["body"]
+    assert len(refused) >= 2  # each relay attempt, retried by the client
     out = capsys.readouterr().out
-    assert emf_metrics(out)["SubmissionDeliveryFailed"] == [1]
+    assert emf_metrics(out)["SubmissionRelayFailed"] == [1, 1]
     assert "ann@example.org" not in out
 
-    retried = invoke(event)
-    assert retried["statusCode"] == 200 and "Your form was sent." in retried["body"]
-    assert len(provider_server.received) == 1  # the token was not asked for again
     assert [e["detail"]["form"] for e in delivered()] == [{"email": "ann@example.org"}]
-    assert invoke(event) == retried and delivered() == []
+    assert invoke(event) == answer and delivered() == []
+    assert len(provider_server.received) == 1
 
 
-def test_delivery_failure_json_answer(
-    make_handler: HandlerFactory, provider_server: ScriptedProvider
+def test_a_failed_commit_puts_the_submission_on_the_bus_directly(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    invoke = make_handler(
-        "byebot", SECRETS["byebot"], bus=SubmissionBus(BUS, events=FlakyEvents(FAILED_ENTRY))
-    )
+    invoke = make_handler("byebot", SECRETS["byebot"])
     provider_server.answer(200, success_body("byebot"))
-    body = body_of(invoke(load_event("byebot", "fetch-json")))
-    assert body["success"] is False and body["error-codes"] == ["delivery-failed"]
+    event = json_event({"email": "ann@example.org", "byebot-token": BYEBOT_TOKEN})
+
+    with refusing(
+        client("dynamodb"), "dynamodb.PutItem", "ProvisionedThroughputExceededException", when=committing
+    ):
+        answer = invoke(event)
+
+    assert answer["statusCode"] == 200 and body_of(answer)["success"] is True
+    assert [e["detail"]["form"] for e in delivered()] == [{"email": "ann@example.org"}]
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["SubmissionCommitFailed"] == [1]
+    assert "SubmissionDeliveryFailed" not in emf_metrics(out)
+
+
+def test_when_both_store_and_bus_fail_the_visitor_is_asked_to_send_again_and_it_is_alarmed(
+    make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke = make_handler("byebot", SECRETS["byebot"])
+    provider_server.answer(200, success_body("byebot"))
+    event = form_event([("email", "ann@example.org"), ("byebot-token", BYEBOT_TOKEN)], accept="text/html")
+
+    with (
+        refusing(client("dynamodb"), "dynamodb.PutItem", when=committing),
+        refusing(client("events"), "events.PutEvents"),
+    ):
+        failed = invoke(event)
+
+    assert failed["statusCode"] == 503 and "Please send it again" in failed["body"]
+    assert delivered() == []
+    out = capsys.readouterr().out
+    assert emf_metrics(out)["SubmissionDeliveryFailed"] == [1]
+    assert "submission lost: neither committed nor put on the bus" in {r["message"] for r in log_records(out)}
+    assert "ann@example.org" not in out
 
 
 def test_logs_carry_no_form_value_secret_or_raw_token(
     make_handler: HandlerFactory, provider_server: ScriptedProvider, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    invoke = make_handler(
-        "byebot", SECRETS["byebot"], bus=SubmissionBus(BUS, events=FlakyEvents(FAILED_ENTRY))
-    )
+    invoke = make_handler("byebot", SECRETS["byebot"])
     provider_server.answer(200, success_body("byebot"))
     event = json_event(
         {"email": "private@example.org", "message": "my secret plan", "byebot-token": BYEBOT_TOKEN}
     )
+    with refusing(client("events"), "events.PutEvents"):
+        invoke(event)
+        delivered()
     invoke(event)
-    invoke(event)
-    invoke(event)
+    delivered()
+    invoke(json_event({"message": "my secret plan, edited", "byebot-token": BYEBOT_TOKEN}))
     out = capsys.readouterr()
     records = log_records(out.out)
     assert {
-        "submission not delivered",
-        "submission delivered",
-        "repeat answered from idempotency record",
+        "submission committed",
+        "submission not relayed",
+        "submission relayed",
+        "repeat answered from the submission store",
+        "repeat with a changed form not sent",
     } <= {r["message"] for r in records}
     for forbidden in ("private@example.org", "my secret plan", BYEBOT_TOKEN, SECRETS["byebot"]):
         assert forbidden not in out.out + out.err

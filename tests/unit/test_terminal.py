@@ -111,3 +111,18 @@ def test_request_lines_and_function_lines_are_escaped() -> None:
 def test_printable_keeps_readable_text_and_escapes_the_rest() -> None:
     assert printable("Grüße 😀 \\x1b") == "Grüße 😀 \\x1b"
     assert printable("a\tb\x00\x7f\x85\u2028\ud800") == "a\\tb\\x00\\x7f\\x85\\u2028\\ud800"
+
+
+def test_a_repeat_is_marked_as_a_repeat() -> None:
+    out = io.StringIO()
+    terminal = Terminal(out=out)
+    answer = {"success": True, "error-codes": [], "degraded": False}
+    repeat = json.dumps(
+        {"level": "INFO", "message": "repeat answered from the submission store", "request_id": "req-1"}
+    )
+    terminal.function_line("ByeBotFunction", repeat)
+    terminal.request(_summary(200, answer))
+    terminal.request(_summary(200, answer))
+    first, second = out.getvalue().splitlines()
+    assert " 200 verified (repeat)  312 ms" in first
+    assert " 200 verified  312 ms" in second  # the mark belongs to that request only

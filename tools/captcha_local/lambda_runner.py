@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from captcha_local.worker import END_OF_LOGS
+
 LogSink = Callable[[str, str], None]
+# How long an answer waits for its invocation's log lines to be read.
+LOG_DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Worker:
         self._lock = threading.Lock()  # one invocation at a time, as in one Lambda execution environment
         self._process: subprocess.Popen[str] | None = None
         self._results: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._logs_read = threading.Event()
 
     def _start(self) -> subprocess.Popen[str]:
         read_fd, write_fd = os.pipe()
@@ -69,6 +74,9 @@ class Worker:
     def _pump_logs(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            if line.rstrip("\n") == END_OF_LOGS:
+                self._logs_read.set()
+                continue
             self._log(self.spec.name, line.rstrip("\n"))
 
     def _pump_results(self, read_fd: int) -> None:
@@ -84,14 +92,22 @@ class Worker:
                 self._process = self._start()
             assert self._process.stdin is not None
             request = {"event": event, "timeout_seconds": self.spec.timeout_seconds}
+            self._logs_read.clear()
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
             try:
-                return self._results.get(timeout=self.spec.timeout_seconds + 5)
+                result = self._results.get(timeout=self.spec.timeout_seconds + 5)
+                self._logs_read.wait(LOG_DRAIN_SECONDS)
+                return result
             except queue.Empty:
                 self._log(self.spec.name, f"Task timed out after {self.spec.timeout_seconds} seconds")
                 self.stop()
                 return {"error": "TimeoutError"}
+
+    def terminate(self) -> None:
+        """Asks the process to end without waiting for it (see ProcessLambdaRunner.stop)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -126,5 +142,9 @@ class ProcessLambdaRunner:
         stdout.write_str(json.dumps(payload))
 
     def stop(self) -> None:
+        # Every worker is asked first and then waited for, so stopping takes the slowest worker's
+        # time rather than the sum of all of theirs (seven processes on a loaded machine).
+        for worker in self.workers.values():
+            worker.terminate()
         for worker in self.workers.values():
             worker.stop()

@@ -29,8 +29,9 @@ def create_challenge_table(dynamodb: Any, table_name: str, template: dict[str, A
     create_table(dynamodb, table_name, template, "ChallengeTable")
 
 
-def create_idempotency_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
-    create_table(dynamodb, table_name, template, "IdempotencyTable")
+def create_submission_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
+    """The submission store (also the idempotency claims), with its indexes and stream."""
+    create_table(dynamodb, table_name, template, "SubmissionTable")
 
 
 def create_rate_limit_table(dynamodb: Any, table_name: str, template: dict[str, Any]) -> None:
@@ -38,13 +39,22 @@ def create_rate_limit_table(dynamodb: Any, table_name: str, template: dict[str, 
 
 
 def create_table(dynamodb: Any, table_name: str, template: dict[str, Any], logical_id: str) -> None:
-    """The table with the template's key schema, and TTL on the template's attribute."""
+    """The table with the template's key schema, indexes and stream, and TTL on the template's
+    attribute."""
     properties = template["Resources"][logical_id]["Properties"]
+    optional = {
+        name: properties[name]
+        for name in ("GlobalSecondaryIndexes", "StreamSpecification")
+        if name in properties
+    }
+    if "StreamSpecification" in optional:
+        optional["StreamSpecification"] = {"StreamEnabled": True, **optional["StreamSpecification"]}
     dynamodb.create_table(
         TableName=table_name,
         KeySchema=properties["KeySchema"],
         AttributeDefinitions=properties["AttributeDefinitions"],
         BillingMode=properties["BillingMode"],
+        **optional,
     )
     dynamodb.get_waiter("table_exists").wait(TableName=table_name)
     ttl = properties["TimeToLiveSpecification"]

@@ -44,18 +44,20 @@ from captcha_local.resources import (
     TEMPLATE,
     create_challenge_table,
     create_generated_secret,
-    create_idempotency_table,
     create_rate_limit_table,
     create_secret,
+    create_submission_table,
     create_table,
     create_webhook_secret,
     load_template,
 )
+from captcha_local.stream_relay import StreamRelay
 from captcha_local.terminal import RequestSink, RequestSummary, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
 # The local webhook sink reads no more than a Slack, Discord or JSON body can be.
 MAX_WEBHOOK_BYTES = 1024 * 1024
+RELAY_FUNCTION = "SubmissionRelayFunction"
 REGION = "us-east-1"
 # The site owner of the local stack: NotificationEmail, and the sender identity verified in moto.
 LOCAL_OWNER = "owner@example.com"
@@ -273,6 +275,7 @@ class LocalStack:
             runner = ProcessLambdaRunner(specs, self.aws_environment(), self.log)
             self._stops.append(runner.stop)
             self._start_notifications(runner)
+            self._start_relay(runner, specs)
             if self.real is None:
                 self._serve("sandbox", sandbox.create_app())
             self._start_site()
@@ -329,13 +332,13 @@ class LocalStack:
                 )
 
     def _start_submissions(self, specs: Mapping[str, FunctionSpec]) -> dict[str, FunctionSpec]:
-        """The idempotency table, the bus, and each notification channel's rule and queue as the
+        """The submission store, the bus, and each notification channel's rule and queue as the
         template defines them, with the ledger table and the webhook secret; returns the specs
         with the notifications function's queue variables as the URLs CloudFormation would give."""
         environment = next(iter(specs.values())).environment
         template = load_template()
         dynamodb = self.aws_client("dynamodb")
-        create_idempotency_table(dynamodb, environment["IDEMPOTENCY_TABLE_NAME"], template)
+        create_submission_table(dynamodb, environment["IDEMPOTENCY_TABLE_NAME"], template)
         self.inbox = NotificationInbox(
             template["Resources"], environment["SUBMISSION_BUS_NAME"], self.aws_client, REGION, self.announce
         )
@@ -424,6 +427,26 @@ class LocalStack:
         )
         service.create()
         self._serve("api", service._app)
+
+    def _start_relay(self, runner: ProcessLambdaRunner, specs: Mapping[str, FunctionSpec]) -> None:
+        """The relay function, fed from moto's stream of the submission store as Lambda's event
+        source mapping would feed it (stream_relay.py), so the inbox shows each submission."""
+        worker = runner.workers[RELAY_FUNCTION]
+
+        def invoke(event: dict[str, Any]) -> Any:
+            result = worker.invoke(json.dumps(event))
+            if "ok" not in result:
+                raise RuntimeError(result.get("error", "relay failed"))
+            return result["ok"]
+
+        relay = StreamRelay.from_template(
+            load_template(),
+            self.aws_client("dynamodb"),
+            self.aws_client("dynamodbstreams"),
+            specs[RELAY_FUNCTION].environment["IDEMPOTENCY_TABLE_NAME"],
+            invoke,
+        )
+        self._stops.append(relay.start())
 
 
 def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from captcha_verify.telemetry import REPEAT_MESSAGE
 
 QUIET_LEVELS = {"DEBUG", "INFO"}
 
@@ -58,10 +60,14 @@ def outcome(summary: RequestSummary) -> str:
     return str(answer.get("message", ""))
 
 
-def summary_line(summary: RequestSummary, clock: Callable[[], float] = time.time) -> str:
+def summary_line(
+    summary: RequestSummary, clock: Callable[[], float] = time.time, *, repeat: bool = False
+) -> str:
+    """One line per request; a repeat (answered from the submission store) says so."""
     stamp = time.strftime("%H:%M:%S", time.localtime(clock()))
+    said = f"{outcome(summary)} (repeat)" if repeat else outcome(summary)
     return (
-        f"{stamp}  {summary.method} {summary.path}  {summary.status} {outcome(summary)}".rstrip()
+        f"{stamp}  {summary.method} {summary.path}  {summary.status} {said}".rstrip()
         + f"  {summary.duration_ms} ms  id {summary.request_id}"
     )
 
@@ -82,18 +88,36 @@ def compact(function: str, line: str) -> str | None:
     return f"  [{function}] {level} {record.get('message', '')}{suffix}"
 
 
+def repeat_of(line: str) -> str | None:
+    """The request id of a function log line that says the request was a repeat."""
+    try:
+        record: Any = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and record.get("message") == REPEAT_MESSAGE:
+        return str(record.get("request_id"))
+    return None
+
+
 @dataclass
 class Terminal:
     raw: bool = False
     out: TextIO | None = None  # None: whatever sys.stdout is when a line is printed
+    # Request ids whose function said "repeat"; the function's lines come before the request's.
+    _repeats: set[str] = field(default_factory=set)
 
     def function_line(self, function: str, line: str) -> None:
+        repeated = repeat_of(line)
+        if repeated is not None:
+            self._repeats.add(repeated)
         text = f"[{function}] {line}" if self.raw else compact(function, line)
         if text is not None:
             self.notice(text)
 
     def request(self, summary: RequestSummary) -> None:
-        self.notice(summary_line(summary))
+        repeat = summary.request_id in self._repeats
+        self._repeats.discard(summary.request_id)
+        self.notice(summary_line(summary, repeat=repeat))
 
     def notice(self, line: str) -> None:
         """One line, escaped: the only way anything reaches the developer's terminal."""

@@ -35,6 +35,9 @@ class Context:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+END_OF_LOGS = "\x00end of invocation logs"
+
+
 def main() -> None:
     # Ctrl-C in the terminal reaches the whole process group; the parent stops its workers itself
     # (stdin closed or terminate), as Lambda's runtime is never interrupted by a keyboard.
@@ -57,7 +60,9 @@ def main() -> None:
         except Exception as error:
             traceback.print_exc()
             result = {"error": type(error).__name__}
-        sys.stdout.flush()
+        # The parent shows an invocation's log lines before its answer (make local's terminal marks
+        # a request by what its function logged): this line tells it they have all been read.
+        print(END_OF_LOGS, flush=True)
         results.write(json.dumps(result) + "\n")
 
 

@@ -8,6 +8,7 @@ what the failure means for the answer.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -37,7 +38,18 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+_creating = threading.Lock()
+
+
 @cache
-def client(service_name: str) -> Any:
-    """A boto3 client for `service_name`, shared by every caller in this process."""
+def cached_client(service_name: str) -> Any:
     return session().client(service_name, config=bounded_config())  # type: ignore[call-overload]
+
+
+def client(service_name: str) -> Any:
+    """A boto3 client for `service_name`, shared by every caller in this process.
+
+    Made under a lock: on a cold start the claim and the rate-limit count ask for the DynamoDB
+    client at once from two threads, and each would otherwise build its own (tens of ms each)."""
+    with _creating:
+        return cached_client(service_name)

@@ -45,6 +45,8 @@ class Settings:
     # Not named by design.md: where the per-client counters live and the HMAC key of the client.
     rate_limit_table_name: str | None = None
     rate_limit_key_secret_id: str | None = None
+    # The template's SubmissionRetentionDays: how long the store keeps a committed submission.
+    submission_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -80,6 +82,7 @@ class Settings:
             client_rate_limit_per_minute=_number(env, "CLIENT_RATE_LIMIT_PER_MINUTE", 20, int, minimum=0),
             rate_limit_table_name=optional("RATE_LIMIT_TABLE_NAME"),
             rate_limit_key_secret_id=optional("RATE_LIMIT_KEY_SECRET_ID"),
+            submission_retention_days=_number(env, "SUBMISSION_RETENTION_DAYS", 90, int, minimum=1),
         )
 
 

@@ -6,7 +6,8 @@ holds it forever, and boto3's retries multiply its timeouts. Two tools, each use
   blocked read returns at once in the calling thread (the provider call: no thread left behind,
   X-Ray subsegments stay where they belong).
 - `run_within`: waits for a call on a daemon thread at most so long (boto3 calls, which expose no
-  socket); a late call finishes or fails on its own, its result unused.
+  socket); a late call finishes or fails on its own, its result unused. `begin` starts such a
+  call without waiting, so independent calls overlap.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def run_within[T](seconds: float, work: Callable[[], T]) -> T:
-    """work()'s result, or TimeoutError once `seconds` have passed."""
+def begin[T](work: Callable[[], T]) -> Future[T]:
+    """work() started on a daemon thread: two AWS calls that do not depend on each other cost one
+    round trip instead of two (the caller waits for each with a timeout)."""
     future: Future[T] = Future()
 
     def target() -> None:
@@ -78,4 +80,9 @@ def run_within[T](seconds: float, work: Callable[[], T]) -> T:
             future.set_exception(error)
 
     threading.Thread(target=target, name="bounded-call", daemon=True).start()
-    return future.result(timeout=max(seconds, 0.0))
+    return future
+
+
+def run_within[T](seconds: float, work: Callable[[], T]) -> T:
+    """work()'s result, or TimeoutError once `seconds` have passed."""
+    return begin(work).result(timeout=max(seconds, 0.0))

@@ -1,13 +1,15 @@
-"""Hands a verified submission to the EventBridge bus: one PutEvents entry per submission."""
+"""Puts a submission's "Form Submission" event on the EventBridge bus: one PutEvents entry each.
+
+Used by the relay (the committed detail, exactly as stored) and by the verify function when the
+store could not take the commit (the direct put)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from captcha_verify.aws_clients import client
-from captcha_verify.submission import DETAIL_TYPE, SOURCE
+from captcha_verify.submission import DETAIL_TYPE, SOURCE, serialise
 
 
 class DeliveryFailed(Exception):
@@ -24,6 +26,9 @@ class SubmissionBus:
     events: Any = None
 
     def put(self, detail: dict[str, Any]) -> str:
+        return self.put_serialised(serialise(detail))
+
+    def put_serialised(self, detail: str) -> str:
         """The event id; raises DeliveryFailed on an error or a failed entry.
 
         PutEvents answers 200 even when an entry was refused (FailedEntryCount > 0, the entry
@@ -35,7 +40,7 @@ class SubmissionBus:
             "EventBusName": self.bus_name,
             "Source": SOURCE,
             "DetailType": DETAIL_TYPE,
-            "Detail": json.dumps(detail, separators=(",", ":")),
+            "Detail": detail,
         }
         try:
             answer = self.events.put_events(Entries=[entry])

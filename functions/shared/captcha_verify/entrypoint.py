@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from captcha_verify.config import Settings
 from captcha_verify.delivery import SubmissionBus
-from captcha_verify.idempotency import OnceStore
 from captcha_verify.providers import adapter_for
 from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import ChallengeLog
@@ -30,6 +29,7 @@ from captcha_verify.responses import (
     redirect_target,
 )
 from captcha_verify.secret_store import SecretStore
+from captcha_verify.submission_store import SubmissionStore
 from captcha_verify.telemetry import bounded_logger
 from captcha_verify.transport import Transport
 from captcha_verify.verification import Inbound, Verifier
@@ -45,7 +45,7 @@ def build_handler(
     transport: Transport | None = None,
     challenge_log: ChallengeLog | None = None,
     bus: SubmissionBus | None = None,
-    once: OnceStore | None = None,
+    store: SubmissionStore | None = None,
     clock: Callable[[], datetime] | None = None,
     rate_limiter: RateLimiter | None = None,
 ) -> Handler:
@@ -67,7 +67,12 @@ def build_handler(
         secrets=secrets or SecretStore(settings.provider_secret_id),
         transport=transport or Transport(adapter.retry_statuses),
         challenge_log=challenge_log or ChallengeLog(settings.challenge_table_name),
-        once=once or OnceStore(settings.idempotency_table_name, settings.idempotency_window_seconds),
+        store=store
+        or SubmissionStore(
+            settings.idempotency_table_name,
+            settings.idempotency_window_seconds,
+            settings.submission_retention_days,
+        ),
         bus=bus or SubmissionBus(settings.submission_bus_name),
         logger=logger,
         metrics=metrics,

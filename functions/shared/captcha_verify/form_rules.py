@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from captcha_verify.outcome import ErrorCode, RequestRejected
@@ -10,6 +11,9 @@ from captcha_verify.outcome import ErrorCode, RequestRejected
 # bounds keep the delivered event, and the email made from it, readable.
 MAX_FIELD_NAME_LENGTH = 100
 MAX_VALUES_PER_FIELD = 50
+# C0 control characters other than tab, LF and CR: no person types them into a form, each costs six
+# bytes once JSON-escaped (\u0000), and a terminal or spreadsheet that shows them can be driven by them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def honeypot_tripped(fields: Mapping[str, object], honeypot_field: str) -> bool:
@@ -36,6 +40,14 @@ def check_form(fields: Mapping[str, object], required: tuple[str, ...]) -> None:
         raise RequestRejected(
             ErrorCode.INVALID_FORM, f"required fields missing or blank: {', '.join(missing)}"
         )
+
+
+def check_controls(content: Mapping[str, object]) -> None:
+    """Field names and text values free of C0 control characters other than tab, CR and LF."""
+    for name, value in content.items():
+        values = value if isinstance(value, list) else [value]
+        if _CONTROL.search(name) or any(isinstance(v, str) and _CONTROL.search(v) for v in values):
+            raise RequestRejected(ErrorCode.INVALID_FORM, "a field holds a control character")
 
 
 def _filled(value: object) -> bool:

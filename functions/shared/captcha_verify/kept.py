@@ -1,14 +1,15 @@
-"""A verification outcome as the idempotency record keeps it, and back (JSON-safe, no token)."""
+"""A verification outcome as the submission store keeps it, and back (JSON-safe, no token)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from captcha_verify.idempotency import Kept
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, Verdict
 from captcha_verify.policy import Decision, Outcome
 from captcha_verify.records import Attempt
+
+Kept = dict[str, Any]
 
 
 def keep(attempt: Attempt) -> Kept:

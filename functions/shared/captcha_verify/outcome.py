@@ -46,6 +46,11 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
 }
 
 
+# The reason of a repeat whose form differs from the first (an edited form sent with the same
+# CAPTCHA): answered timeout-or-duplicate, and the HTML page says what happened.
+CHANGED_FORM_REASON = "form already sent with this CAPTCHA; the changes were not sent"
+
+
 class Verdict(Enum):
     """The three classes every provider answer falls into (design.md, failure policy)."""
 

@@ -35,7 +35,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from captcha_verify.aws_clients import client
 from captcha_verify.config import Settings
-from captcha_verify.deadline import run_within
+from captcha_verify.deadline import begin
 from captcha_verify.outcome import ErrorCode, RequestRejected
 from captcha_verify.secret_store import SecretStore
 
@@ -69,6 +69,10 @@ def client_of(source_ip: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
     return str(address)
+
+
+def _unlimited() -> None:
+    return None
 
 
 def client_key(source_ip: str, key: bytes) -> str:
@@ -109,20 +113,33 @@ class RateLimiter:
         return self.limit_per_minute > 0 and self.table_name is not None and self.key_store is not None
 
     def check(self, source_ip: str | None) -> None:
+        self.begin(source_ip)()
+
+    def begin(self, source_ip: str | None) -> Callable[[], None]:
+        """Starts the count and returns the check to make once it is needed: the count runs while
+        the idempotency claim is written, so the two cost one round trip."""
         if not self.enabled or not source_ip:
-            return
+            return _unlimited
         now = self.clock()
         budget = CALL_SECONDS + (FIRST_KEY_READ_SECONDS if self._first_check else 0.0)
         self._first_check = False
-        try:
-            count = run_within(budget, lambda: self._count(source_ip, now))
-        except Exception as error:
-            self.logger.warning("rate limit not checked", extra={"error": type(error).__name__})
-            self.metrics.add_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=1)
-            return
-        if count > self.limit_per_minute:
-            self.metrics.add_metric(name=LIMITED_METRIC, unit=MetricUnit.Count, value=1)
-            raise RequestRejected(ErrorCode.RATE_LIMITED, f"over {self.limit_per_minute} requests a minute")
+        started = time.monotonic()
+        counting = begin(lambda: self._count(source_ip, now))
+
+        def finish() -> None:
+            try:
+                count = counting.result(timeout=max(0.0, budget - (time.monotonic() - started)))
+            except Exception as error:
+                self.logger.warning("rate limit not checked", extra={"error": type(error).__name__})
+                self.metrics.add_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=1)
+                return
+            if count > self.limit_per_minute:
+                self.metrics.add_metric(name=LIMITED_METRIC, unit=MetricUnit.Count, value=1)
+                raise RequestRejected(
+                    ErrorCode.RATE_LIMITED, f"over {self.limit_per_minute} requests a minute"
+                )
+
+        return finish
 
     def _count(self, source_ip: str, now: float) -> int:
         assert self.key_store is not None

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aws_lambda_powertools.event_handler import Response
 
 from captcha_verify.config import Settings, normalize_origin
-from captcha_verify.outcome import ErrorCode
+from captcha_verify.outcome import CHANGED_FORM_REASON, ErrorCode
 from captcha_verify.rate_limit import WINDOW_SECONDS
 from captcha_verify.records import Attempt, iso_seconds
 
@@ -46,6 +46,10 @@ EXPLANATIONS: dict[str, str] = {
     "rate-limited": "Too many attempts from your network. Please wait a minute and try again.",
     "delivery-failed": "Your form was checked but could not be handed on. Please send it again.",
 }
+CHANGED_FORM_EXPLANATION = (
+    "This form was already sent with this CAPTCHA, and the changes were not. "
+    "Solve the CAPTCHA again to send the changed form."
+)
 
 
 def siteverify_body(attempt: Attempt) -> dict[str, Any]:
@@ -156,7 +160,10 @@ def html_response(attempt: Attempt, target: str | None) -> Response:
         title, text = "Thank you", "Your form was sent."
     else:
         code = decision.error_codes[0]
-        title, text = "Verification failed", f"{EXPLANATIONS[code]} (error: {code})"
+        explanation = (
+            CHANGED_FORM_EXPLANATION if attempt.answer.reason == CHANGED_FORM_REASON else EXPLANATIONS[code]
+        )
+        title, text = "Verification failed", f"{explanation} (error: {code})"
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"

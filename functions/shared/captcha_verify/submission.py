@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -9,6 +11,7 @@ from typing import Any
 
 from captcha_verify.checks import GENERIC_TOKEN_FIELD
 from captcha_verify.config import normalize_origin
+from captcha_verify.outcome import ErrorCode, RequestRejected
 from captcha_verify.records import Attempt, iso_millis, iso_seconds
 from captcha_verify.responses import FAILURE_URL_FIELD, SUCCESS_URL_FIELD
 from captcha_verify.telemetry import bounded
@@ -27,6 +30,15 @@ MAX_ORIGIN_LENGTH = 256
 _WELL_FORMED_ORIGIN = re.compile(
     r"https?://([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
 )
+# A PutEvents entry is at most 256 KB, counted as the UTF-8 bytes of Source, DetailType and Detail
+# ("Calculating Amazon EventBridge PutEvents event entry size", EventBridge user guide); a DynamoDB
+# item is at most 400 KB, and the stored item is that Detail plus well under 2 KB of attributes,
+# so the bus is the binding limit. The form may use what the rest of the detail leaves: its ids,
+# times, digest and origin (at most 256 characters) take well under the allowance.
+PUT_EVENTS_ENTRY_BYTES = 256 * 1024
+DETAIL_ALLOWANCE_BYTES = 2 * 1024
+MAX_FORM_BYTES = PUT_EVENTS_ENTRY_BYTES - len(SOURCE) - len(DETAIL_TYPE) - DETAIL_ALLOWANCE_BYTES
+MAX_EMAIL_LENGTH = 254
 
 
 def submission_id(provider: str, token_sha256: str) -> str:
@@ -84,3 +96,33 @@ def submission_detail(
             "token_sha256": token_sha256,
         },
     }
+
+
+def serialise(value: Any) -> str:
+    """The JSON the bus and the store carry: compact, ASCII-only (non-ASCII escaped as \\uXXXX),
+    so what is measured before the token is spent is exactly what is put and stored."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def check_size(form: Mapping[str, FormValue]) -> None:
+    """The form as it will be serialised (escaping counts): one that would not fit a PutEvents
+    entry is refused before any provider call."""
+    if len(serialise(form)) > MAX_FORM_BYTES:
+        raise RequestRejected(
+            ErrorCode.PAYLOAD_TOO_LARGE, f"the serialised form is over {MAX_FORM_BYTES} bytes"
+        )
+
+
+def form_digest(form: Mapping[str, FormValue]) -> str:
+    """Tells a repeat of a form from an edited form sent with the same token."""
+    return hashlib.sha256(serialise(form).encode("utf-8")).hexdigest()
+
+
+def email_key(form: Mapping[str, FormValue]) -> str | None:
+    """The visitor's address as the store indexes it (for erasure requests): the `email` field, or
+    `_replyto`, when it looks like one address; lower-cased, since people type it in any case."""
+    for name in ("email", "_replyto"):
+        value = form.get(name)
+        if isinstance(value, str) and "@" in value and len(value.strip()) <= MAX_EMAIL_LENGTH:
+            return value.strip().lower()
+    return None

@@ -166,13 +166,21 @@ def report_record_failure(
 
 
 # Submission events: each leaves one log line (ids and reasons only, never a form value) and
-# one metric; SubmissionDeliveryFailed is alarmed.
+# one metric. Alarmed: SubmissionCommitFailed (the store refused a verified submission, which went
+# to the bus directly), SubmissionDeliveryFailed (a loss: neither the store nor the bus took it,
+# the visitor was asked to send again) and SubmissionRelayFailed (the relay could not put one).
 HONEYPOT_TRIPPED = "HoneypotTripped"
+SUBMISSION_COMMITTED = "SubmissionCommitted"
+SUBMISSION_COMMIT_FAILED = "SubmissionCommitFailed"
 SUBMISSION_DELIVERED = "SubmissionDelivered"
 SUBMISSION_DELIVERY_FAILED = "SubmissionDeliveryFailed"
+SUBMISSION_RELAY_FAILED = "SubmissionRelayFailed"
 DUPLICATE_REQUEST = "DuplicateRequest"
 DUPLICATE_IN_FLIGHT = "DuplicateInFlight"
+CHANGED_REPEAT = "ChangedRepeat"
 IDEMPOTENCY_STORE_ERROR = "IdempotencyStoreError"
+# The log message of a request answered from the store (make local's terminal marks it a repeat).
+REPEAT_MESSAGE = "repeat answered from the submission store"
 
 
 def report_event(

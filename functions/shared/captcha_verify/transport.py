@@ -20,9 +20,10 @@ from captcha_verify.deadline import SocketDeadline, watch_current
 from captcha_verify.outcome import ErrorCode, ProviderAnswer
 from captcha_verify.providers import OutboundCall
 
-# Left after the provider call for the record write (bounded by RECORD_WRITE_SECONDS) and the
-# answer, so the function answers before Lambda kills it.
-RESERVED_SECONDS = 2.5
+# Left after the provider call for the commit (submission_store.COMMIT_SECONDS, the record written
+# meanwhile), the direct put if the commit fails (verification.DIRECT_PUT_SECONDS) and the answer,
+# so the function answers before Lambda kills it.
+RESERVED_SECONDS = 4.5
 MIN_CALL_SECONDS = 0.2
 MAX_CONNECT_SECONDS = 1.0
 # Provider answers are a few hundred bytes; nothing they send is worth more memory than this.

@@ -1,8 +1,11 @@
-"""One verification, end to end: cheap checks, idempotency, secret, provider call, policy, record,
-delivery of the submission, telemetry."""
+"""One verification, end to end: cheap checks; the rate-limit count and the idempotency claim,
+concurrently; secret, provider call, policy; the commit of the submission with the challenge
+record, concurrently; telemetry. On a warm verified submission that is two sequential AWS round
+trips besides the provider call."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,37 +17,63 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from captcha_verify.checks import check_origin, extract_token
 from captcha_verify.config import Settings
+from captcha_verify.deadline import begin, run_within
 from captcha_verify.delivery import DeliveryFailed, SubmissionBus
-from captcha_verify.form_rules import check_form, honeypot_tripped
-from captcha_verify.idempotency import (
-    DELIVER_STEP,
-    VERIFY_STEP,
-    NotKept,
-    OnceStore,
-    StillInFlight,
-    StoreUnavailable,
-)
+from captcha_verify.form_rules import check_controls, check_form, honeypot_tripped
 from captcha_verify.kept import keep, restore
-from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
+from captcha_verify.outcome import CHANGED_FORM_REASON, ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.parsing import decode_body, parse_fields, parse_media_type, with_repeats
 from captcha_verify.policy import Decision, Outcome, bind_origin, bind_sitekey, decide
 from captcha_verify.providers import Adapter
 from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.records import Attempt, ChallengeLog, build_record, token_digest
 from captcha_verify.secret_store import SecretStore, SecretUnavailable
-from captcha_verify.submission import form_content, submission_detail
+from captcha_verify.submission import (
+    FormValue,
+    check_size,
+    email_key,
+    form_content,
+    form_digest,
+    serialise,
+    submission_detail,
+    submission_id,
+)
+from captcha_verify.submission_store import (
+    COMMITTED,
+    IN_PROGRESS,
+    Claimed,
+    Found,
+    StillInFlight,
+    StoreUnavailable,
+    SubmissionStore,
+)
 from captcha_verify.telemetry import (
+    CHANGED_REPEAT,
     DUPLICATE_IN_FLIGHT,
     DUPLICATE_REQUEST,
     HONEYPOT_TRIPPED,
     IDEMPOTENCY_STORE_ERROR,
-    SUBMISSION_DELIVERED,
+    REPEAT_MESSAGE,
+    SUBMISSION_COMMIT_FAILED,
+    SUBMISSION_COMMITTED,
     SUBMISSION_DELIVERY_FAILED,
     report,
     report_event,
     report_record_failure,
 )
 from captcha_verify.transport import ProviderUnreachable, Transport, call_budget
+
+# Re-claims after a twin's claim vanished (it could not verify) or was abandoned (its Lambda died).
+MAX_CLAIMS = 3
+# Without a Lambda context (never in Lambda), how long a claim is held.
+DEFAULT_HOLD_MS = 10_000
+# Left for answering once the wait for an in-flight twin gives up.
+ANSWER_MARGIN_MS = 1_000
+# The direct put when the commit failed: the Lambda's time left after the provider's budget
+# (transport.RESERVED_SECONDS) must hold the commit's bound and this one.
+DIRECT_PUT_SECONDS = 2.0
+# A twin waits about the first's provider budget plus its commit, no longer.
+TWIN_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +114,7 @@ class Verifier:
     secrets: SecretStore
     transport: Transport
     challenge_log: ChallengeLog
-    once: OnceStore
+    store: SubmissionStore
     bus: SubmissionBus
     logger: Logger
     metrics: EphemeralMetrics
@@ -103,10 +132,13 @@ class Verifier:
             if honeypot_tripped(form, self.settings.honeypot_field):
                 return Result(self._honeypot(inbound), fields)
             check_form(form, self.settings.required_fields)
+            content = form_content(form, (*self.adapter.token_fields, self.settings.honeypot_field))
+            check_controls(content)
+            check_size(content)
             token = extract_token(fields, self.adapter.token_fields)
             self.adapter.check_token(token)
-            self.rate_limiter.check(inbound.source_ip)
-            # Every check above is free of the token; everything below is keyed on it and may spend it.
+            # Every check above is free of the token and of AWS; the claim below is keyed on it.
+            held = self._claim(inbound, token_digest(token), content)
         except RequestRejected as rejection:
             attempt = self._attempt(
                 inbound,
@@ -115,11 +147,11 @@ class Verifier:
             )
             report(attempt, self.logger, self.metrics)
             return Result(attempt, fields)
-        key = {"provider": self.provider, "token_sha256": token_digest(token)}
-        attempt = self._verify_once(inbound, token, key)
-        if attempt.decision.success:
-            attempt = self._deliver_once(inbound, attempt, form, key)
-        return Result(attempt, fields)
+        if isinstance(held, Attempt):
+            return Result(held, fields)
+        attempt = self._verify_token(inbound, token)
+        report(attempt, self.logger, self.metrics)
+        return Result(self._settle(inbound, held, attempt, content), fields)
 
     def _honeypot(self, inbound: Inbound) -> Attempt:
         """A bot gets the answer a success gets, so it learns nothing; no token is spent and
@@ -134,31 +166,47 @@ class Verifier:
         )
         return self._attempt(inbound, Decision(Outcome.VERIFIED), ProviderAnswer.verified())
 
-    def _verify_once(self, inbound: Inbound, token: str, key: dict[str, str]) -> Attempt:
-        """The provider is asked once per token within the window; repeats get the first outcome.
+    def _claim(self, inbound: Inbound, digest: str, content: Mapping[str, FormValue]) -> Claimed | Attempt:
+        """The token for this request, or the answer it gets without asking the provider.
 
-        A "could not verify" outcome is not kept (NotKept deletes the record), so a retry asks again.
+        The rate-limit count and the claim are one round trip: the count runs while the claim is
+        written. A rate-limited request gives back a claim it made (RequestRejected propagates).
         """
-        fresh: list[Attempt] = []
-
-        def verify_now() -> dict[str, object]:
-            attempt = self._verify_token(inbound, token)
-            self._record(attempt)
-            report(attempt, self.logger, self.metrics)
-            fresh.append(attempt)
-            if attempt.decision.outcome is Outcome.FAILED:
-                raise NotKept(keep(attempt))
-            return keep(attempt)
-
-        ids = {
-            "provider": self.provider,
-            "request_id": inbound.request_id,
-            "token_sha256": key["token_sha256"],
-        }
+        check_limit = self.rate_limiter.begin(inbound.source_ip)
+        sid = submission_id(self.provider, digest)
+        form_sha256 = form_digest(content)
+        remaining = inbound.remaining_ms_now()
+        hold_ms = remaining if remaining is not None else DEFAULT_HOLD_MS
+        ids = {"provider": self.provider, "request_id": inbound.request_id, "token_sha256": digest}
+        held: Claimed | Found | StoreUnavailable
         try:
-            ran = self.once.run_once(VERIFY_STEP, key, verify_now, inbound.remaining_ms_now())
-        except NotKept:
-            return fresh[0]
+            held = self.store.claim(sid, self.provider, form_sha256, hold_ms)
+        except StoreUnavailable as unavailable:
+            held = unavailable
+        try:
+            check_limit()
+        except RequestRejected:
+            if isinstance(held, Claimed):
+                self._release(held, ids)
+            raise
+        wait_seconds = self.settings.verify_timeout_seconds + TWIN_MARGIN_SECONDS
+        if remaining is not None:
+            wait_seconds = min(wait_seconds, (remaining - ANSWER_MARGIN_MS) / 1000)
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        try:
+            for _ in range(MAX_CLAIMS):
+                if isinstance(held, StoreUnavailable):
+                    raise held
+                if isinstance(held, Claimed):
+                    return held
+                if held.state == IN_PROGRESS:
+                    settled = self.store.wait(sid, deadline)
+                    if settled is not None and not settled.abandoned(int(self.store.clock() * 1000)):
+                        return self._repeat(inbound, settled, form_sha256, digest, ids)
+                    held = self.store.claim(sid, self.provider, form_sha256, hold_ms)
+                    continue
+                return self._repeat(inbound, held, form_sha256, digest, ids)
+            raise StillInFlight(sid)
         except (StillInFlight, StoreUnavailable) as unsure:
             # Honest and retryable: this request did not ask the provider, so it cannot say whether
             # the token is good; the visitor's retry gets the first request's kept outcome.
@@ -167,7 +215,7 @@ class Verifier:
                 "twin request still verifying" if in_flight else "idempotency store unavailable",
                 DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
                 level="warning",
-                step=VERIFY_STEP,
+                error=type(unsure.__cause__ or unsure).__name__,
                 **ids,
             )
             return self._attempt(
@@ -176,69 +224,124 @@ class Verifier:
                 ProviderAnswer.unverifiable(
                     "twin request in flight" if in_flight else "idempotency store unavailable"
                 ),
-                token_sha256=key["token_sha256"],
+                token_sha256=digest,
             )
-        if not ran.replayed:
-            return fresh[0]
-        self._note(
-            "repeat answered from idempotency record",
-            DUPLICATE_REQUEST,
-            step=VERIFY_STEP,
-            **ids,
-        )
+
+    def _repeat(
+        self, inbound: Inbound, found: Found, form_sha256: str, digest: str, ids: dict[str, str]
+    ) -> Attempt:
+        """The first request's answer; an edited form or a token past the window is not a repeat."""
+        now = int(self.store.clock())
+        if found.state == COMMITTED and found.form_sha256 != form_sha256:
+            self._note("repeat with a changed form not sent", CHANGED_REPEAT, level="warning", **ids)
+            return self._used(inbound, CHANGED_FORM_REASON, digest)
+        if found.answer is None or (found.state == COMMITTED and found.replay_until < now):
+            return self._used(inbound, "token already used", digest)
+        self._note(REPEAT_MESSAGE, DUPLICATE_REQUEST, **ids)
         return restore(
-            ran.value,
+            json.loads(found.answer),
             provider=self.provider,
             created_at=self.clock(),
             request_id=inbound.request_id,
             origin=inbound.origin,
-            token_sha256=key["token_sha256"],
+            token_sha256=digest,
         )
 
-    def _deliver_once(
-        self, inbound: Inbound, attempt: Attempt, form: Mapping[str, object], key: dict[str, str]
+    def _used(self, inbound: Inbound, reason: str, digest: str) -> Attempt:
+        attempt = self._attempt(
+            inbound,
+            Decision(Outcome.REJECTED, ErrorCode.TIMEOUT_OR_DUPLICATE),
+            ProviderAnswer.rejected(ErrorCode.TIMEOUT_OR_DUPLICATE, reason),
+            token_sha256=digest,
+        )
+        report(attempt, self.logger, self.metrics)
+        return attempt
+
+    def _settle(
+        self, inbound: Inbound, claim: Claimed, attempt: Attempt, content: Mapping[str, FormValue]
     ) -> Attempt:
-        """One event per token. A failure is not kept, so the visitor's retry of the same request
-        (whose verification is kept) delivers it without a new token."""
-        excluded = (*self.adapter.token_fields, self.settings.honeypot_field)
-        detail = submission_detail(attempt, form_content(form, excluded), self.settings.allowed_origins)
+        """The outcome into the store with the challenge record written concurrently (one round
+        trip): a verified submission committed, a rejection kept, a "could not verify" given back."""
+        recording = begin(lambda: self._record(attempt))
         ids = {
             "provider": self.provider,
             "request_id": inbound.request_id,
-            "submission_id": detail["submission_id"],
-            "token_sha256": key["token_sha256"],
+            "submission_id": claim.submission_id,
+            "token_sha256": attempt.token_sha256,
         }
         try:
-            ran = self.once.run_once(
-                DELIVER_STEP, key, lambda: {"event_id": self.bus.put(detail)}, inbound.remaining_ms_now()
-            )
-        except (StillInFlight, DeliveryFailed, StoreUnavailable) as failure:
-            # A twin still in flight may yet deliver, so it is not counted as a delivery failure;
-            # either way the visitor's retry gets the kept answer, or delivers.
-            in_flight = isinstance(failure, StillInFlight)
-            self._note(
-                "twin request still delivering" if in_flight else "submission not delivered",
-                DUPLICATE_IN_FLIGHT if in_flight else SUBMISSION_DELIVERY_FAILED,
-                level="warning" if in_flight else "error",
-                reason=failure.reason if isinstance(failure, DeliveryFailed) else type(failure).__name__,
-                **ids,
-            )
-            return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
-        if ran.replayed:
-            self._note(
-                "repeat answered from idempotency record",
-                DUPLICATE_REQUEST,
-                step=DELIVER_STEP,
-                **ids,
-            )
+            if not attempt.decision.success:
+                if attempt.decision.outcome is Outcome.FAILED:
+                    self._release(claim, ids)
+                else:
+                    self._keep_answer(claim, attempt, ids)
+                return attempt
+            return self._commit(inbound, claim, attempt, content, ids)
+        finally:
+            recording.result()
+
+    def _commit(
+        self,
+        inbound: Inbound,
+        claim: Claimed,
+        attempt: Attempt,
+        content: Mapping[str, FormValue],
+        ids: dict[str, Any],
+    ) -> Attempt:
+        detail = submission_detail(attempt, content, self.settings.allowed_origins)
+        serialised = serialise(detail)
+        try:
+            self.store.commit(claim, serialise(keep(attempt)), serialised, _index(detail))
+        except StoreUnavailable as failure:
+            return self._put_directly(inbound, attempt, serialised, str(failure), ids)
+        self._note("submission committed", SUBMISSION_COMMITTED, **ids)
+        return attempt
+
+    def _put_directly(
+        self, inbound: Inbound, attempt: Attempt, detail: str, reason: str, ids: dict[str, Any]
+    ) -> Attempt:
+        """The token is spent and the store did not take the submission: the bus gets it straight
+        away, and only if it refuses too is the visitor asked to send again (a loss, alarmed)."""
+        remaining = inbound.remaining_ms_now()
+        seconds = DIRECT_PUT_SECONDS if remaining is None else min(DIRECT_PUT_SECONDS, remaining / 1000 - 0.5)
+        try:
+            event_id = run_within(seconds, lambda: self.bus.put_serialised(detail))
+        except TimeoutError:
+            failure = DeliveryFailed("TimeoutError")
+        except DeliveryFailed as refused:
+            failure = refused
         else:
             self._note(
-                "submission delivered",
-                SUBMISSION_DELIVERED,
-                event_id=ran.value["event_id"],
+                "submission not committed, put on the bus directly",
+                SUBMISSION_COMMIT_FAILED,
+                level="error",
+                reason=reason,
+                event_id=event_id,
                 **ids,
             )
-        return attempt
+            return attempt
+        self._note(
+            "submission lost: neither committed nor put on the bus",
+            SUBMISSION_DELIVERY_FAILED,
+            level="error",
+            reason=f"{reason}; {failure.reason}",
+            **ids,
+        )
+        return replace(attempt, decision=Decision(Outcome.UNDELIVERED, ErrorCode.DELIVERY_FAILED))
+
+    def _keep_answer(self, claim: Claimed, attempt: Attempt, ids: dict[str, Any]) -> None:
+        try:
+            self.store.keep_answer(claim, serialise(keep(attempt)))
+        except StoreUnavailable:
+            # The answer stands; a repeat finds the claim in progress and, once its hold ends, asks again.
+            self._note("rejection not kept", IDEMPOTENCY_STORE_ERROR, level="warning", **ids)
+
+    def _release(self, claim: Claimed, ids: dict[str, Any]) -> None:
+        try:
+            self.store.release(claim)
+        except Exception:
+            # The claim's hold ends with this invocation's time: a retry after that asks again.
+            self._note("claim not released", IDEMPOTENCY_STORE_ERROR, level="warning", **ids)
 
     def _verify_token(self, inbound: Inbound, token: str) -> Attempt:
         answer, status, latency_ms = self._ask_provider(inbound, token)
@@ -302,3 +405,13 @@ class Verifier:
             self.challenge_log.put(build_record(attempt, self.settings.record_ttl_days))
         except Exception as error:
             report_record_failure(error, attempt, self.logger, self.metrics)
+
+
+def _index(detail: Mapping[str, Any]) -> dict[str, str]:
+    """The store's index keys: newest first by month, and every submission of one address."""
+    received_at = str(detail["received_at"])
+    index = {"received_at": received_at, "received_month": received_at[:7]}
+    email = email_key(detail["form"])
+    if email is not None:
+        index["email"] = email
+    return index

@@ -1,7 +1,8 @@
 """The naive baseline: a handler written the way the AWS and provider docs show it.
 
 One module, a module-level boto3 session's clients, the secret read on every request, a plain
-`requests.post` to the provider (no session, so a new connection each time) and one put_item.
+`requests.post` to the provider (no session, so a new connection each time) and one put_item;
+`deliver_handler` also puts the form on the bus (the fair baseline for a handler that delivers).
 """
 
 import json
@@ -35,3 +36,24 @@ def lambda_handler(event, context):
         },
     )
     return {"statusCode": 200 if success else 400, "body": json.dumps({"success": success})}
+
+
+events = boto3.client("events")
+
+
+def deliver_handler(event, context):
+    """The same, and the form put on the bus as the EventBridge docs show it (one PutEvents)."""
+    response = lambda_handler(event, context)
+    if response["statusCode"] == 200:
+        form = {k: v for k, v in json.loads(event.get("body") or "{}").items() if k != "byebot-token"}
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "captcha-verify",
+                    "DetailType": "Form Submission",
+                    "Detail": json.dumps({"form": form}),
+                    "EventBusName": os.environ["SUBMISSION_BUS_NAME"],
+                }
+            ]
+        )
+    return response

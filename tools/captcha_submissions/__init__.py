@@ -1,0 +1,1 @@
+"""``captcha-submissions``: list, export and erase the submissions in the submission store."""
