@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from template.cloudformation import NO_VALUE, Processed, processed
 from template.test_template import PROVIDERS
-from template.test_transformed import SUBMISSION_STORE_ACTIONS
+from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS
 
+# What the channels' queue event sources and the function's backoff call on each queue.
+POLL_ACTIONS = ("ChangeMessageVisibility", "DeleteMessage", "GetQueueAttributes", "ReceiveMessage")
 BYEBOT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/byebot-AbCdEf"
 ONLY_BYEBOT = {f"Enable{prefix}": "false" for prefix in PROVIDERS.values() if prefix != "ByeBot"}
 
@@ -30,6 +32,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "email and webhook": {
         "NotificationEmail": "owner@example.com",
         "WebhookUrl": "https://hooks.example.com/forms",
+    },
+    "email with an autoresponse": {
+        "NotificationEmail": "owner@example.com,office@example.com",
+        "SenderEmail": "forms@example.com",
+        "AutoresponseText": "Thank you, we will answer within a day.",
     },
     "tracing, provisioned concurrency and a cap": {
         "TracingMode": "Active",
@@ -264,3 +271,69 @@ def test_concurrency_and_tracing_answers_reach_every_function(case: tuple[dict[s
             assert config == NO_VALUE
         else:
             assert config == {"ProvisionedConcurrentExecutions": provisioned}
+
+
+BUS_ARN = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${eventBusName}",
+        {"eventBusName": {"Ref": "SubmissionBus"}},
+    ]
+}
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+def test_the_relay_may_put_on_the_bus_and_dead_letter_only(case: tuple[dict[str, str], Processed]) -> None:
+    overrides, deploy = case
+    role = _created(deploy)["SubmissionRelayFunctionRole"]
+    assert _grants(deploy, role) == sorted(
+        [
+            ("events:PutEvents", repr(BUS_ARN)),
+            ("sqs:SendMessage", repr({"Fn::GetAtt": ["SubmissionRelayDeadLetterQueue", "Arn"]})),
+        ]
+    )
+    # SAM attaches AWS's managed policy for a DynamoDB stream event source (the stream reads).
+    xray = (
+        ["arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"] if overrides.get("TracingMode") == "Active" else []
+    )
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        BASIC_EXECUTION,
+        *xray,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    ]
+
+
+def test_the_notifications_function_may_do_exactly_what_its_channels_need(
+    case: tuple[dict[str, str], Processed],
+) -> None:
+    overrides, deploy = case
+    created = _created(deploy)
+    email = bool(overrides.get("NotificationEmail"))
+    webhook = bool(overrides.get("WebhookUrl"))
+    autoresponse = bool(overrides.get("AutoresponseText")) and email
+    if not (email or webhook or autoresponse):
+        assert not [
+            lid for lid in created if lid.startswith(("Notification", "Email", "Webhook", "Autoresp"))
+        ]
+        return
+    channels = [
+        name for name, on in (("Email", email), ("Webhook", webhook), ("Autoresponse", autoresponse)) if on
+    ]
+    ledger = repr({"Fn::GetAtt": ["NotificationLedgerTable", "Arn"]})
+    expected = [(action, ledger) for action in IDEMPOTENCY_ACTIONS]
+    for channel in channels:
+        queue = repr({"Fn::GetAtt": [f"{channel}Queue", "Arn"]})
+        expected += [(f"sqs:{action}", queue) for action in POLL_ACTIONS]
+        expected.append(("sqs:SendMessage", repr({"Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]})))
+    if webhook:
+        secret = {"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "WebhookSecret"}}]}
+        expected.append(("secretsmanager:GetSecretValue", repr(secret)))
+    grants = _grants(deploy, created["NotificationsFunctionRole"])
+    ses = [resource for action, resource in grants if action == "ses:SendEmail"]
+    assert [g for g in grants if g[0] != "ses:SendEmail"] == sorted(expected)
+    if email or autoresponse:
+        identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+        sender = overrides.get("SenderEmail") or overrides["NotificationEmail"].split(",")[0]
+        owner = overrides["NotificationEmail"].split(",")[0]
+        assert ses == [repr([{"Fn::Sub": identity + name} for name in (sender, sender.split("@")[1], owner)])]
+    else:
+        assert ses == []
