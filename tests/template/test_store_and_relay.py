@@ -59,12 +59,23 @@ def test_the_relay_reads_the_stream_retries_and_dead_letters(transformed) -> Non
     assert mapping["DestinationConfig"] == {
         "OnFailure": {"Destination": {"Fn::GetAtt": ["SubmissionRelayDeadLetterQueue", "Arn"]}}
     }
+    assert mapping["FunctionName"] == {"Ref": "SubmissionRelayFunctionAliaslive"}
     role = transformed["SubmissionRelayFunctionRole"]["Properties"]
+    # No managed policy for the stream (AWSLambdaDynamoDBExecutionRole reads every stream).
+    assert (
+        role["ManagedPolicyArns"][-1] != "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+    )
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    assert {(s["Action"], json.dumps(s["Resource"], sort_keys=True)) for s in statements} == {
-        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["SubmissionRelayDeadLetterQueue", "Arn"]})),
+    stream = json.dumps({"Fn::GetAtt": ["SubmissionTable", "StreamArn"]})
+    assert {(json.dumps(s["Action"]), json.dumps(s["Resource"], sort_keys=True)) for s in statements} == {
+        (json.dumps(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]), stream),
+        (json.dumps("dynamodb:ListStreams"), json.dumps("*")),
         (
-            "events:PutEvents",
+            json.dumps("sqs:SendMessage"),
+            json.dumps({"Fn::GetAtt": ["SubmissionRelayDeadLetterQueue", "Arn"]}),
+        ),
+        (
+            json.dumps("events:PutEvents"),
             json.dumps(
                 {
                     "Fn::Sub": [

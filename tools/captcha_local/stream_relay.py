@@ -43,9 +43,9 @@ def matches(pattern: Mapping[str, Any], value: Any) -> bool:
     return True
 
 
-def mapping_of(template: Mapping[str, Any], function: str, event: str) -> Mapping[str, Any]:
+def mapping_of(template: Mapping[str, Any], mapping: str) -> Mapping[str, Any]:
     """The event source mapping's properties, as the template declares them."""
-    return template["Resources"][function]["Properties"]["Events"][event]["Properties"]
+    return template["Resources"][mapping]["Properties"]
 
 
 @dataclass
@@ -66,7 +66,7 @@ class StreamRelay:
     def from_template(
         cls, template: Mapping[str, Any], dynamodb: Any, streams: Any, table_name: str, invoke: Invoke
     ) -> StreamRelay:
-        properties = mapping_of(template, "SubmissionRelayFunction", "Committed")
+        properties = mapping_of(template, "SubmissionRelayFunctionCommitted")
         return cls(
             dynamodb=dynamodb,
             streams=streams,
