@@ -247,7 +247,7 @@ def test_no_statement_of_any_role_grants_a_wildcard(case: tuple[dict[str, str], 
                 action = statement["Action"]
                 assert "*" not in repr(action), logical_id
                 if action == "dynamodb:ListStreams":
-                    continue  # IAM has no resource for it (the relay's test above)
+                    continue  # stream ARNs only, never a record (the relay's test above)
                 assert "*" not in repr(statement["Resource"]).replace("${AWS::", ""), logical_id
 
 
@@ -295,7 +295,7 @@ def test_the_relay_may_read_its_stream_put_on_the_bus_and_dead_letter_only(
             ("dynamodb:DescribeStream", stream),
             ("dynamodb:GetRecords", stream),
             ("dynamodb:GetShardIterator", stream),
-            # The one action IAM authorises on "*" only; it lists stream ARNs, never a record.
+            # On "*" as AWS's own policy grants it: it lists stream ARNs, never a record.
             ("dynamodb:ListStreams", repr("*")),
             ("events:PutEvents", repr(BUS_ARN)),
             ("sqs:SendMessage", repr({"Fn::GetAtt": ["SubmissionRelayDeadLetterQueue", "Arn"]})),
