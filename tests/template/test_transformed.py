@@ -60,19 +60,6 @@ def test_cors_keeps_methods_headers_and_max_age_after_the_transform(
     }
 
 
-def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in role["Properties"].get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
-
-
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_managed_policies_are_basic_execution_only_with_tracing_off(
     prefix: str, monkeypatch: pytest.MonkeyPatch

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from captcha_local.resources import FUNCTIONS, TEMPLATE, load_template
 from captcha_stats.cli import saved_deploy_settings
 from samcli.lib.config.samconfig import DEFAULT_CONFIG_FILE_NAME, SamConfig
@@ -197,10 +200,6 @@ def saved_region(config_dir: Path) -> str | None:
 def check_credentials(region: str) -> str | None:
     """None when AWS credentials are found and accepted, else what to do about it. One STS call,
     bounded: it needs no permission, so any answer but an error means the credentials work."""
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         return (
@@ -262,7 +261,8 @@ def main(
         getattr(args, name) is not None
         for name in ("stack_name", "region", "providers", "origins", "email", "success_url", "failure_url")
     )
-    region = args.region or saved_region(config_dir) or default_region()
+    saved = saved_region(config_dir)
+    region = args.region or saved or default_region()
     problem = credentials(region)
     if problem:
         print(problem, file=sys.stderr)
@@ -271,7 +271,7 @@ def main(
     try:
         if options_given:
             answers = from_options(args, region)
-        elif args.guided or saved_region(config_dir) is None:
+        elif args.guided or saved is None:
             if not interactive():
                 print(NO_TERMINAL, file=sys.stderr)
                 return 2

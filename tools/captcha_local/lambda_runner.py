@@ -110,8 +110,8 @@ class Worker:
             self._process.terminate()
 
     def stop(self) -> None:
+        self.terminate()
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
             try:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
