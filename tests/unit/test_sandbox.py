@@ -26,6 +26,7 @@ SWETRIX_URL = "/swetrix/v1/captcha/validate"
 YCAPTCHA_URL = "/ycaptcha/api/v0/captcha/siteverify"
 FRIENDLY_V1_URL = "/friendlycaptcha/api/v1/siteverify"
 FRIENDLY_V2_URL = "/friendlycaptcha/api/v2/captcha/siteverify"
+TURNSTILE_URL = "/turnstile/turnstile/v0/siteverify"
 START = 1_800_000_000.0
 
 
@@ -88,6 +89,11 @@ def friendly_v2_verify(
     return client.post(FRIENDLY_V2_URL, json={"response": response, **extra}, headers={"X-API-Key": key})
 
 
+def turnstile_verify(client: FlaskClient, token: str, secret: str | None = None, **extra: Any) -> TestResponse:
+    fields = {"secret": CREDS["turnstile"].secret if secret is None else secret, "response": token, **extra}
+    return client.post(TURNSTILE_URL, json=fields)
+
+
 # ---------------------------------------------------------------------------------------------
 # Credentials
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +134,7 @@ FIELDS = {
     "swetrix": "swetrix-captcha-response",
     "ycaptcha": "ycaptcha-response",
     "friendlycaptcha": "frc-captcha-solution",
+    "turnstile": "cf-turnstile-response",
 }
 
 
@@ -726,6 +733,7 @@ VERIFY_CALLS: dict[str, Callable[[FlaskClient, str], TestResponse]] = {
     "swetrix": swetrix_verify,
     "ycaptcha": ycaptcha_verify,
     "friendlycaptcha": friendly_v1_verify,
+    "turnstile": lambda client, token: turnstile_verify(client, token),
 }
 
 
@@ -846,6 +854,7 @@ MARKUP = {
     "swetrix": (".swecaptcha", "data-project-id"),
     "ycaptcha": (".y-captcha", "data-sitekey"),
     "friendlycaptcha": (".frc-captcha", "data-sitekey"),
+    "turnstile": (".cf-turnstile", "data-sitekey"),
 }
 
 

@@ -1,9 +1,10 @@
-"""Local stand-in for the five CAPTCHA providers' verify APIs.
+"""Local stand-in for the CAPTCHA providers' verify APIs.
 
 Faithful to ``providers.md``: it issues tokens to a stand-in widget, enforces single use and
 the 300 s lifetime, checks secrets and site keys, and answers with each provider's real
 statuses and bodies, traps included (yCAPTCHA burning a token on a wrong secret, Swetrix
-hiding a wrong secret behind "Could not decrypt token", Captcha Cat's empty 200, ...).
+hiding a wrong secret behind "Could not decrypt token", Captcha Cat's empty 200, Turnstile's
+test keys and idempotency key, ...).
 
 It serves ``make local`` (the demo page's widgets get tokens here and the Lambdas verify
 here) and the integration tests, which can also inject raw faults and read back which
@@ -21,6 +22,7 @@ import math
 import secrets
 import threading
 import time
+import uuid
 from base64 import b64encode
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -28,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
-from captcha_verify.providers import PROVIDERS
 from werkzeug.serving import make_server
 
 TOKEN_LIFETIME_SECONDS = 300
@@ -47,6 +49,19 @@ SWETRIX_PASS_SECRET = "PASS000000000000000000"
 SWETRIX_FAIL_SECRET = "FAIL000000000000000000"
 SWETRIX_USED_SECRET = "USED000000000000000000"
 
+# Cloudflare's documented Turnstile test keys. The passing and interactive site keys make the widget
+# hand out one fixed dummy token; the failing ones never produce a token. The test secrets accept
+# only that dummy token: always passing, always failing, or reporting it already spent.
+TURNSTILE_MAX_TOKEN_LENGTH = 2048
+TURNSTILE_DUMMY_TOKEN = "XXXX.DUMMY.TOKEN.XXXX"
+TURNSTILE_PASS_SITEKEYS = frozenset(
+    {"1x00000000000000000000AA", "1x00000000000000000000BB", "3x00000000000000000000FF"}
+)
+TURNSTILE_FAIL_SITEKEYS = frozenset({"2x00000000000000000000AB", "2x00000000000000000000BB"})
+TURNSTILE_PASS_SECRET = "1x0000000000000000000000000000000AA"
+TURNSTILE_FAIL_SECRET = "2x0000000000000000000000000000000AA"
+TURNSTILE_SPENT_SECRET = "3x0000000000000000000000000000000AA"
+
 _log = logging.getLogger(__name__)
 
 
@@ -62,6 +77,7 @@ SANDBOX_CREDENTIALS: dict[str, Credentials] = {
     "swetrix": Credentials(secret="sandbox-swetrix-secret", sitekey="sandbox-pid1"),
     "ycaptcha": Credentials(secret="sk_sandbox" + "0" * 25, sitekey="pk_sandbox" + "0" * 25),
     "friendlycaptcha": Credentials(secret="sandbox-friendlycaptcha-api-key", sitekey="FCMSANDBOX0000000"),
+    "turnstile": Credentials(secret="0x4AAAAAAAsandbox-turnstile-secret", sitekey="0x4AAAAAAAsandboxSiteKey"),
 }
 
 
@@ -102,6 +118,7 @@ class IssuedToken:
     origin: str | None
     challenge: str  # 64 hex chars, what Swetrix reports as `challenge` (or `hash`)
     used: bool = False
+    idempotency_key: str | None = None  # Turnstile: the key sent with the verification that spent it
 
     def expired(self, now: float) -> bool:
         return now - self.issued_at > TOKEN_LIFETIME_SECONDS
@@ -147,7 +164,7 @@ class Fault:
     remaining: int
 
 
-# The fields that carry the token across all five verify APIs, for the call log's digest.
+# The fields that carry the token across all the verify APIs, for the call log's digest.
 _TOKEN_FIELDS = ("token", "solution", "response")
 
 
@@ -434,6 +451,99 @@ def verify_friendly_v2(state: SandboxState, provider: str, request: flask.Reques
     )
 
 
+# --------------------------------------------------------------------------------------
+# Cloudflare Turnstile (siteverify: every answer is JSON with "success" and "error-codes")
+# --------------------------------------------------------------------------------------
+
+
+def turnstile_failure(*codes: str) -> Reply:
+    # Cloudflare documents only 200 answers; a failure is "success": false with its codes.
+    return json_reply(200, {"success": False, "error-codes": list(codes)})
+
+
+def turnstile_success(challenge_ts: float, hostname: str | None, action: str = "", cdata: str = "") -> Reply:
+    return json_reply(
+        200,
+        {
+            "success": True,
+            "challenge_ts": iso8601(challenge_ts),
+            "hostname": hostname,
+            "error-codes": [],
+            "action": action,
+            "cdata": cdata,
+        },
+    )
+
+
+def turnstile_request_problem(body: Mapping[str, Any]) -> Reply | None:
+    """The failure for a request Cloudflare would not judge a token from, or None when well formed."""
+    fields = ("secret", "response", "remoteip", "idempotency_key")
+    if any(body.get(name) is not None and not isinstance(body[name], str) for name in fields):
+        return turnstile_failure("bad-request")
+    if not body.get("secret"):
+        return turnstile_failure("missing-input-secret")
+    if not body.get("response"):
+        return turnstile_failure("missing-input-response")
+    key = body.get("idempotency_key")
+    if key:
+        try:
+            uuid.UUID(key)
+        except ValueError:
+            return turnstile_failure("bad-request")
+    return None
+
+
+def turnstile_test_secret_reply(secret: str, token: str, now: float) -> Reply | None:
+    """The documented test secrets: they accept only the dummy token and never touch the token store."""
+    if secret not in (TURNSTILE_PASS_SECRET, TURNSTILE_FAIL_SECRET, TURNSTILE_SPENT_SECRET):
+        return None
+    if token != TURNSTILE_DUMMY_TOKEN:
+        return turnstile_failure("invalid-input-secret")
+    if secret == TURNSTILE_FAIL_SECRET:
+        return turnstile_failure("invalid-input-response")
+    if secret == TURNSTILE_SPENT_SECRET:
+        return turnstile_failure("timeout-or-duplicate")
+    # The values Cloudflare's testing page shows for a passing dummy token.
+    return turnstile_success(now, "localhost", action="test", cdata="test-data")
+
+
+def turnstile_hostname(origin: str | None) -> str | None:
+    # A token issued without an origin (by a test or curl) came from no page: there is no hostname.
+    try:
+        return urlsplit(origin).hostname if origin else None
+    except ValueError:
+        return None
+
+
+def verify_turnstile(state: SandboxState, provider: str, request: flask.Request, now: float) -> Reply:
+    body = json_or_form(request)
+    if body is None:
+        return turnstile_failure("bad-request")
+    problem = turnstile_request_problem(body)
+    if problem is not None:
+        return problem
+    secret, token, key = body["secret"], body["response"], body.get("idempotency_key") or None
+    fixed = turnstile_test_secret_reply(secret, token, now)
+    if fixed is not None:
+        return fixed
+    # The secret names the widget whose tokens are checked, so a wrong one leaves the token unread.
+    if secret != state.credentials[provider].secret:
+        return turnstile_failure("invalid-input-secret")
+    issued = state.lookup(provider, token) if len(token) <= TURNSTILE_MAX_TOKEN_LENGTH else None
+    if issued is None or issued.sitekey != state.credentials[provider].sitekey:
+        return turnstile_failure("invalid-input-response")
+    if issued.used:
+        # The same token with the key of the verification that spent it gets that answer again.
+        if key is not None and key == issued.idempotency_key:
+            return turnstile_success(issued.issued_at, turnstile_hostname(issued.origin))
+        return turnstile_failure("timeout-or-duplicate")
+    if issued.expired(now):
+        return turnstile_failure("timeout-or-duplicate")
+    issued.used = True
+    issued.idempotency_key = key
+    return turnstile_success(issued.issued_at, turnstile_hostname(issued.origin))
+
+
 VERIFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("captchacat", "/captchacat/validate_token", verify_engine),
     ("byebot", "/byebot/validate_token", verify_engine),
@@ -441,7 +551,11 @@ VERIFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("ycaptcha", "/ycaptcha/api/v0/captcha/siteverify", verify_ycaptcha),
     ("friendlycaptcha", "/friendlycaptcha/api/v1/siteverify", verify_friendly_v1),
     ("friendlycaptcha", "/friendlycaptcha/api/v2/captcha/siteverify", verify_friendly_v2),
+    ("turnstile", "/turnstile/turnstile/v0/siteverify", verify_turnstile),
 )
+
+# The providers this sandbox stands in for: every one with a verify route.
+PROVIDERS: tuple[str, ...] = tuple(dict.fromkeys(provider for provider, _, _ in VERIFY_ROUTES))
 
 
 # --------------------------------------------------------------------------------------
@@ -519,6 +633,7 @@ def response_field(provider: str, version: str | None) -> str:
         "byebot": "byebot-token",
         "swetrix": "swetrix-captcha-response",
         "ycaptcha": "ycaptcha-response",
+        "turnstile": "cf-turnstile-response",
     }[provider]
 
 
@@ -530,6 +645,9 @@ def new_token(provider: str, version: str | None) -> str:
         return ".".join((secrets.token_hex(16), *parts))
     if provider == "friendlycaptcha":
         return secrets.token_urlsafe(96)
+    if provider == "turnstile":
+        # Opaque and dot-separated like Cloudflare's, well under its 2,048-character maximum.
+        return f"0.{secrets.token_urlsafe(384)}.{secrets.token_hex(16)}"
     # 64 chars of [A-Za-z0-9_-]: yCAPTCHA's documented shape, opaque for the others.
     return secrets.token_urlsafe(48)
 
@@ -557,6 +675,18 @@ def parse_issue_request(
         origin=origin,
         challenge=secrets.token_hex(32),
     )
+
+
+def turnstile_test_sitekey_issue(provider: str, body: Mapping[str, Any]) -> flask.Response | None:
+    """What the widget gets with one of Cloudflare's test site keys: the dummy token, or no token."""
+    sitekey = body.get("sitekey")
+    if provider != "turnstile" or not isinstance(sitekey, str):
+        return None
+    if sitekey in TURNSTILE_FAIL_SITEKEYS:
+        return issue_error(400, "this Turnstile test site key always fails the challenge")
+    if sitekey in TURNSTILE_PASS_SITEKEYS:
+        return with_cors(flask.jsonify(token=TURNSTILE_DUMMY_TOKEN, field=response_field(provider, None)))
+    return None
 
 
 def issue_error(status: int, message: str) -> flask.Response:
@@ -619,6 +749,7 @@ WIDGET_MARKUP: Mapping[str, WidgetMarkup] = {
     "swetrix": WidgetMarkup("swecaptcha", "data-project-id"),
     "ycaptcha": WidgetMarkup("y-captcha", "data-sitekey"),
     "friendlycaptcha": WidgetMarkup("frc-captcha", "data-sitekey", "data-api-version"),
+    "turnstile": WidgetMarkup("cf-turnstile", "data-sitekey"),
 }
 
 _WIDGET_TEMPLATE = Path(__file__).with_name("widget.js")
@@ -699,6 +830,9 @@ def create_app(
         body = json_or_form(flask.request)
         if body is None:
             return issue_error(400, "body must be a JSON object or form data")
+        fixed = turnstile_test_sitekey_issue(provider, body)
+        if fixed is not None:
+            return fixed
         with state.lock:
             now = clock()
             try:
@@ -750,7 +884,7 @@ def create_app(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Local sandbox of the five CAPTCHA providers' verify APIs.")
+    parser = argparse.ArgumentParser(description="Local sandbox of the CAPTCHA providers' verify APIs.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=3001, help="0 picks a free port (default: %(default)s)")
     return parser.parse_args(argv)

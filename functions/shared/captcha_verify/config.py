@@ -91,6 +91,16 @@ def normalize_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
+def origin_host(origin: object) -> str | None:
+    """The host an origin names (lowercase, IPv6 without brackets), or None when it names none."""
+    if not isinstance(origin, str):
+        return None
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None  # e.g. "https://[x": urlsplit raises on a malformed IPv6 host
+
+
 def parse_origins(raw: str) -> frozenset[str]:
     return frozenset(normalize_origin(part) for part in raw.split(",") if part.strip())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from captcha_verify.config import FailurePolicy, normalize_origin
+from captcha_verify.config import FailurePolicy, normalize_origin, origin_host
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, Verdict
 
 
@@ -54,16 +54,23 @@ def bind_sitekey(answer: ProviderAnswer, expected: str | None) -> ProviderAnswer
 
 
 def bind_origin(answer: ProviderAnswer, allowed: frozenset[str]) -> ProviderAnswer:
-    """A verified token solved on an origin outside ALLOWED_ORIGINS (reported by Friendly v2) is a
-    site mismatch: the Origin header of the post alone can be set by any non-browser client."""
-    if answer.verdict is not Verdict.VERIFIED or not allowed or answer.origin is None:
+    """A verified token solved outside ALLOWED_ORIGINS is a site mismatch: the Origin header of the
+    post alone can be set by any non-browser client. Friendly v2 reports the page's origin, which is
+    bound whole; Turnstile reports only its hostname, which is bound to the allowed origins' hosts."""
+    if answer.verdict is not Verdict.VERIFIED or not allowed:
         return answer
-    if normalize_origin(answer.origin) in allowed:
+    if answer.origin is not None:
+        bound = normalize_origin(answer.origin) in allowed
+    elif answer.hostname is not None:
+        bound = answer.hostname.lower().strip("[]") in {origin_host(origin) for origin in allowed}
+    else:
+        return answer
+    if bound:
         return answer
     return replace(
         answer,
         verdict=Verdict.REJECTED,
-        reason="token solved on an origin that is not allowed",
+        reason="token solved on a site that is not allowed",
         error_code=ErrorCode.SITEKEY_MISMATCH,
     )
 

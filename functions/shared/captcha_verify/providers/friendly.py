@@ -9,9 +9,9 @@ provider could not verify, which Friendly Captcha itself advises accepting under
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from captcha_verify.checks import check_token_shape
+from captcha_verify.config import origin_host
 from captcha_verify.outcome import ErrorCode, ProviderAnswer, RequestRejected
 from captcha_verify.providers.base import (
     Adapter,
@@ -116,15 +116,6 @@ class FriendlyV2Adapter(Adapter):
         origin = challenge.get("origin")
         return ProviderAnswer.verified(
             challenge_ts=from_iso(challenge.get("timestamp")),
-            hostname=_hostname(origin),
+            hostname=origin_host(origin),
             origin=origin if isinstance(origin, str) and origin else None,
         )
-
-
-def _hostname(origin: object) -> str | None:
-    if not isinstance(origin, str):
-        return None
-    try:
-        return urlsplit(origin).hostname
-    except ValueError:
-        return None  # e.g. "https://[x": urlsplit raises on a malformed IPv6 host
