@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -89,7 +90,9 @@ def friendly_v2_verify(
     return client.post(FRIENDLY_V2_URL, json={"response": response, **extra}, headers={"X-API-Key": key})
 
 
-def turnstile_verify(client: FlaskClient, token: str, secret: str | None = None, **extra: Any) -> TestResponse:
+def turnstile_verify(
+    client: FlaskClient, token: str, secret: str | None = None, **extra: Any
+) -> TestResponse:
     fields = {"secret": CREDS["turnstile"].secret if secret is None else secret, "response": token, **extra}
     return client.post(TURNSTILE_URL, json=fields)
 
@@ -733,7 +736,7 @@ VERIFY_CALLS: dict[str, Callable[[FlaskClient, str], TestResponse]] = {
     "swetrix": swetrix_verify,
     "ycaptcha": ycaptcha_verify,
     "friendlycaptcha": friendly_v1_verify,
-    "turnstile": lambda client, token: turnstile_verify(client, token),
+    "turnstile": turnstile_verify,
 }
 
 
@@ -908,3 +911,272 @@ def test_command_line_defaults_and_overrides() -> None:
     assert (defaults.host, defaults.port) == ("127.0.0.1", 3001)
     custom = parse_args(["--host", "0.0.0.0", "--port", "0"])
     assert (custom.host, custom.port) == ("0.0.0.0", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloudflare Turnstile
+# ---------------------------------------------------------------------------------------------
+
+TURNSTILE_KEY = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+
+
+def test_sandbox_serves_every_provider_of_the_layer() -> None:
+    from captcha_verify.providers import PROVIDERS as LAYER_PROVIDERS
+
+    assert set(LAYER_PROVIDERS) <= set(PROVIDERS)
+    assert "turnstile" in PROVIDERS
+    assert set(CREDS) == set(PROVIDERS)
+
+
+def test_turnstile_token_is_opaque_and_within_the_documented_length(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    assert 32 <= len(token) <= 2048
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", token)
+
+
+def test_turnstile_success_has_the_documented_fields(client: FlaskClient, clock: FakeClock) -> None:
+    token = issue(client, "turnstile", origin="https://www.example.com:8443", age_seconds=12)
+    response = turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body == {
+        "success": True,
+        "challenge_ts": body["challenge_ts"],
+        "hostname": "www.example.com",
+        "error-codes": [],
+        "action": "",
+        "cdata": "",
+    }
+    assert datetime.fromisoformat(body["challenge_ts"]).timestamp() == pytest.approx(
+        clock.now - 12, abs=0.001
+    )
+    assert body["challenge_ts"].endswith("Z")
+
+
+def test_turnstile_token_without_an_origin_has_no_hostname(client: FlaskClient) -> None:
+    assert turnstile_verify(client, issue(client, "turnstile")).get_json()["hostname"] is None
+
+
+def test_turnstile_form_encoded_request_is_accepted(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    response = client.post(TURNSTILE_URL, data={"secret": CREDS["turnstile"].secret, "response": token})
+    assert response.get_json()["success"] is True
+
+
+def test_turnstile_token_is_single_use(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    assert turnstile_verify(client, token).get_json()["success"] is True
+    again = turnstile_verify(client, token)
+    assert again.status_code == 200
+    assert again.get_json() == {"success": False, "error-codes": ["timeout-or-duplicate"]}
+
+
+def test_turnstile_retry_with_the_same_idempotency_key_gets_the_first_answer(client: FlaskClient) -> None:
+    token = issue(client, "turnstile", origin="https://www.example.com")
+    first = turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY).get_json()
+    retry = turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY).get_json()
+    assert first["success"] is True
+    assert retry == first
+    other_key = turnstile_verify(client, token, idempotency_key=str(uuid.uuid4())).get_json()
+    no_key = turnstile_verify(client, token).get_json()
+    assert other_key["error-codes"] == no_key["error-codes"] == ["timeout-or-duplicate"]
+
+
+def test_turnstile_key_given_only_on_the_retry_does_not_unlock_a_spent_token(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    assert turnstile_verify(client, token).get_json()["success"] is True
+    retry = turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY).get_json()
+    assert retry["error-codes"] == ["timeout-or-duplicate"]
+
+
+def test_turnstile_token_expires_after_300_seconds(client: FlaskClient, clock: FakeClock) -> None:
+    fresh, stale = issue(client, "turnstile"), issue(client, "turnstile")
+    clock.advance(300)
+    assert turnstile_verify(client, fresh).get_json()["success"] is True
+    clock.advance(1)
+    assert turnstile_verify(client, stale).get_json()["error-codes"] == ["timeout-or-duplicate"]
+
+
+def test_turnstile_expired_token_stays_expired_with_a_key(client: FlaskClient, clock: FakeClock) -> None:
+    token = issue(client, "turnstile")
+    clock.advance(301)
+    answer = turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY).get_json()
+    assert answer["error-codes"] == ["timeout-or-duplicate"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["never-issued", "0." + "a" * 2047, "XXXX.DUMMY.TOKEN.XXXX"],
+    ids=["unknown", "over-2048", "dummy-with-real-secret"],
+)
+def test_turnstile_unknown_token_is_invalid(client: FlaskClient, token: str) -> None:
+    answer = turnstile_verify(client, token)
+    assert answer.status_code == 200
+    assert answer.get_json() == {"success": False, "error-codes": ["invalid-input-response"]}
+
+
+def test_turnstile_another_providers_token_is_invalid(client: FlaskClient) -> None:
+    token = issue(client, "ycaptcha")
+    assert turnstile_verify(client, token).get_json()["error-codes"] == ["invalid-input-response"]
+
+
+def test_turnstile_wrong_secret_leaves_the_token_usable(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    wrong = turnstile_verify(client, token, secret="0x4AAAAAAAsomeone-elses-secret")
+    assert wrong.get_json() == {"success": False, "error-codes": ["invalid-input-secret"]}
+    assert turnstile_verify(client, token).get_json()["success"] is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"response": "t"}, "missing-input-secret"),
+        ({"secret": "", "response": "t"}, "missing-input-secret"),
+        ({"secret": CREDS["turnstile"].secret}, "missing-input-response"),
+        ({"secret": CREDS["turnstile"].secret, "response": ""}, "missing-input-response"),
+        ({"secret": CREDS["turnstile"].secret, "response": ["t"]}, "bad-request"),
+        ({"secret": 7, "response": "t"}, "bad-request"),
+        (
+            {"secret": CREDS["turnstile"].secret, "response": "t", "idempotency_key": "not-a-uuid"},
+            "bad-request",
+        ),
+        ({"secret": CREDS["turnstile"].secret, "response": "t", "remoteip": 127}, "bad-request"),
+    ],
+    ids=[
+        "no-secret",
+        "empty-secret",
+        "no-response",
+        "empty-response",
+        "response-list",
+        "secret-number",
+        "key-not-uuid",
+        "remoteip-number",
+    ],
+)
+def test_turnstile_malformed_requests(client: FlaskClient, fields: dict[str, Any], code: str) -> None:
+    answer = client.post(TURNSTILE_URL, json=fields)
+    assert answer.status_code == 200
+    assert answer.get_json() == {"success": False, "error-codes": [code]}
+
+
+def test_turnstile_body_that_is_not_an_object_is_a_bad_request(client: FlaskClient) -> None:
+    for raw in ("[1, 2]", "{broken"):
+        answer = client.post(TURNSTILE_URL, data=raw, content_type="application/json")
+        assert answer.get_json() == {"success": False, "error-codes": ["bad-request"]}
+
+
+def test_turnstile_malformed_request_does_not_spend_the_token(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    bad_key = turnstile_verify(client, token, idempotency_key="nope").get_json()
+    assert bad_key["error-codes"] == ["bad-request"]
+    assert turnstile_verify(client, token).get_json()["success"] is True
+
+
+# Cloudflare's documented test keys, mirrored.
+PASS_SECRET = "1x0000000000000000000000000000000AA"
+FAIL_SECRET = "2x0000000000000000000000000000000AA"
+SPENT_SECRET = "3x0000000000000000000000000000000AA"
+DUMMY = "XXXX.DUMMY.TOKEN.XXXX"
+
+
+@pytest.mark.parametrize(
+    "sitekey", ["1x00000000000000000000AA", "1x00000000000000000000BB", "3x00000000000000000000FF"]
+)
+def test_turnstile_passing_test_sitekeys_issue_the_dummy_token(client: FlaskClient, sitekey: str) -> None:
+    response = client.post("/turnstile/issue", json={"sitekey": sitekey})
+    assert response.status_code == 200
+    assert response.get_json() == {"token": DUMMY, "field": "cf-turnstile-response"}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("sitekey", ["2x00000000000000000000AB", "2x00000000000000000000BB"])
+def test_turnstile_failing_test_sitekeys_issue_no_token(client: FlaskClient, sitekey: str) -> None:
+    response = client.post("/turnstile/issue", json={"sitekey": sitekey})
+    assert response.status_code == 400
+    assert "always fails" in response.get_json()["error"]
+    assert "token" not in response.get_json()
+
+
+def test_turnstile_test_sitekeys_belong_to_turnstile_only(client: FlaskClient) -> None:
+    response = client.post("/ycaptcha/issue", json={"sitekey": "1x00000000000000000000AA"})
+    assert response.status_code == 400
+
+
+def test_turnstile_passing_test_secret_always_passes_the_dummy_token(client: FlaskClient) -> None:
+    for _ in range(3):
+        body = turnstile_verify(client, DUMMY, secret=PASS_SECRET).get_json()
+        assert body["success"] is True
+        assert (body["hostname"], body["action"], body["cdata"], body["error-codes"]) == (
+            "localhost",
+            "test",
+            "test-data",
+            [],
+        )
+
+
+@pytest.mark.parametrize(
+    ("secret", "code"),
+    [(FAIL_SECRET, "invalid-input-response"), (SPENT_SECRET, "timeout-or-duplicate")],
+    ids=["always-fails", "already-spent"],
+)
+def test_turnstile_failing_test_secrets(client: FlaskClient, secret: str, code: str) -> None:
+    for _ in range(2):
+        assert turnstile_verify(client, DUMMY, secret=secret).get_json() == {
+            "success": False,
+            "error-codes": [code],
+        }
+
+
+@pytest.mark.parametrize("secret", [PASS_SECRET, FAIL_SECRET, SPENT_SECRET])
+def test_turnstile_test_secret_refuses_a_real_token_and_leaves_it_usable(
+    client: FlaskClient, secret: str
+) -> None:
+    token = issue(client, "turnstile")
+    answer = turnstile_verify(client, token, secret=secret).get_json()
+    assert answer == {"success": False, "error-codes": ["invalid-input-secret"]}
+    assert turnstile_verify(client, token).get_json()["success"] is True
+
+
+def test_turnstile_call_log_has_the_digest_not_the_token(client: FlaskClient) -> None:
+    token = issue(client, "turnstile")
+    turnstile_verify(client, token, idempotency_key=TURNSTILE_KEY)
+    calls = client.get("/_sandbox/calls").get_json()
+    assert calls[-1]["provider"] == "turnstile"
+    assert calls[-1]["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    logged = json.dumps(calls)
+    assert token not in logged and CREDS["turnstile"].secret not in logged
+
+
+def test_turnstile_concurrent_verifications_spend_the_token_once(app: flask.Flask) -> None:
+    token = (
+        app.test_client().post("/turnstile/issue", json={"sitekey": CREDS["turnstile"].sitekey}).get_json()
+    )
+    token = token["token"]
+
+    def verify(_: int) -> bool:
+        return turnstile_verify(app.test_client(), token).get_json()["success"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(verify, range(16)))
+    assert outcomes.count(True) == 1
+
+
+def test_turnstile_adapter_against_the_sandbox(client: FlaskClient) -> None:
+    """The layer's adapter builds a call the sandbox accepts and reads its answers, retry included."""
+    from captcha_verify.outcome import ErrorCode, Verdict
+    from captcha_verify.providers.turnstile import TurnstileAdapter
+
+    adapter = TurnstileAdapter(TURNSTILE_URL)
+    token = issue(client, "turnstile", origin="https://www.example.com")
+
+    def send() -> Any:
+        call = adapter.build_call(token, CREDS["turnstile"].secret, None)
+        response = client.post(call.url, json=dict(call.json))
+        return adapter.answer(response.status_code, response.data)
+
+    first, retry = send(), send()
+    assert first.verdict is retry.verdict is Verdict.VERIFIED
+    assert first.hostname == retry.hostname == "www.example.com"
+    spent = turnstile_verify(client, token).get_data()
+    assert adapter.answer(200, spent).error_code is ErrorCode.TIMEOUT_OR_DUPLICATE
