@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from captcha_verify.providers import REGISTRY
+
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
 SITEVERIFY_KEYS = frozenset(
@@ -38,13 +40,7 @@ REUSED_TOKEN_CODES = {
     "ycaptcha": "invalid-input-response",
     "friendlycaptcha": "timeout-or-duplicate",
 }
-TOKEN_FIELDS = {
-    "captchacat": "captchacat-token",
-    "byebot": "byebot-token",
-    "swetrix": "swetrix-captcha-response",
-    "ycaptcha": "ycaptcha-response",
-    "friendlycaptcha": "frc-captcha-solution",
-}
+TOKEN_FIELDS = {provider.name: provider.token_fields[0] for provider in REGISTRY}
 
 
 def load_event(provider: str, scenario: str, **headers: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import pytest
 from captcha_local.terminal import Terminal
 from captcha_verify.config import FailurePolicy
 from captcha_verify.outcome import ErrorCode
-from captcha_verify.providers import PROVIDERS
+from captcha_verify.providers import PROVIDERS, REGISTRY
 from captcha_verify.telemetry import MAX_LINE_BYTES
 from captcha_verify.transport import ProviderReply
 from handler_fakes import SECRET, Rig, build_rig, http_event, minimal_settings
@@ -69,8 +69,7 @@ CHEAP_ONLY = {
 CPU_CEILING_SECONDS = 0.25
 # Low enough that the few clients below hit it within a minute's window.
 RATE_LIMIT = 3
-TOKEN_FIELDS = ["captchacat-token", "byebot-token", "swetrix-captcha-response", "ycaptcha-response"]
-TOKEN_FIELDS += ["frc-captcha-solution", "token"]
+TOKEN_FIELDS = [field for provider in REGISTRY for field in provider.token_fields] + ["token"]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from captcha_verify.providers import REGISTRY
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
 from template.cloudformation import expand_language_extensions
@@ -33,13 +34,7 @@ SAMCONFIG_PATH = ROOT / "samconfig.toml"
 SHARED_PACKAGE = ROOT / "functions" / "shared" / "captcha_verify"
 
 # (route name, logical id prefix)
-PROVIDERS = {
-    "captchacat": "CaptchaCat",
-    "byebot": "ByeBot",
-    "swetrix": "Swetrix",
-    "ycaptcha": "YCaptcha",
-    "friendlycaptcha": "FriendlyCaptcha",
-}
+PROVIDERS = {provider.name: provider.prefix for provider in REGISTRY}
 
 # design.md, "Configuration (environment of each function)": the table plus the Powertools names.
 DESIGN_ENVIRONMENT = {

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from captcha_verify.providers import REGISTRY
 from template.cloudformation import expand_language_extensions, raw_template, sam_transform
 
-PREFIXES = ("CaptchaCat", "ByeBot", "Swetrix", "YCaptcha", "FriendlyCaptcha")
+PREFIXES = tuple(provider.prefix for provider in REGISTRY)
 ORIGINS = "https://www.example.com,https://example.com"
 # Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
 # that returns no item, PutItem, UpdateItem on success, DeleteItem on a result not kept): the

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from captcha_local.resources import FUNCTIONS, TEMPLATE, load_template
 from captcha_stats.cli import saved_deploy_settings
+from captcha_verify.providers import provider as registered
 from samcli.lib.config.samconfig import DEFAULT_CONFIG_FILE_NAME, SamConfig
 
 DEFAULT_STACK = "captcha-verify"
@@ -54,7 +55,7 @@ class Answers:
 
 
 def parameter_prefix(provider: str) -> str:
-    return FUNCTIONS[provider].removesuffix("Function")
+    return registered(provider).prefix
 
 
 def parse_providers(text: str) -> tuple[str, ...]:

@@ -6,19 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from captcha_verify.providers import REGISTRY
 from samcli.yamlhelper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 
 # Logical ids in template.yaml, per provider.
-FUNCTIONS = {
-    "captchacat": "CaptchaCatFunction",
-    "byebot": "ByeBotFunction",
-    "swetrix": "SwetrixFunction",
-    "ycaptcha": "YCaptchaFunction",
-    "friendlycaptcha": "FriendlyCaptchaFunction",
-}
+FUNCTIONS = {provider.name: f"{provider.prefix}Function" for provider in REGISTRY}
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:

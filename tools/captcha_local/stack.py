@@ -28,6 +28,7 @@ import boto3
 import flask
 import requests
 from captcha_verify.notifications.config import WebhookFormat, format_for
+from captcha_verify.providers import REGISTRY
 from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
 from samcli.lib.providers.api_provider import ApiProvider
@@ -62,8 +63,6 @@ REGION = "us-east-1"
 # The site owner of the local stack: NotificationEmail, and the sender identity verified in moto.
 LOCAL_OWNER = "owner@example.com"
 NOTIFICATIONS_FUNCTION = "NotificationsFunction"
-# Template parameter prefixes, per provider.
-PARAMETER_PREFIX = {provider: logical.removesuffix("Function") for provider, logical in FUNCTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -245,11 +244,11 @@ class LocalStack:
             configured = WebhookFormat(self.webhook_format) if self.webhook_format else None
             overrides["WebhookFormat"] = format_for(self.webhook_url, configured).value
         overrides["AutoresponseText"] = self.autoresponse_text
-        for provider, prefix in PARAMETER_PREFIX.items():
-            overrides[f"{prefix}ExpectedSitekey"] = self.credentials[provider].sitekey
+        for provider in REGISTRY:
+            overrides[f"{provider.prefix}ExpectedSitekey"] = self.credentials[provider.name].sitekey
             if self.real is None:
-                overrides[f"{prefix}VerifyUrl"] = self.url("sandbox") + sandbox_verify_path(
-                    provider, self.friendly_api_version
+                overrides[f"{provider.prefix}VerifyUrl"] = self.url("sandbox") + sandbox_verify_path(
+                    provider.name, self.friendly_api_version
                 )
         return overrides
 
@@ -398,6 +397,7 @@ class LocalStack:
     def _start_site(self) -> None:
         config = {
             "apiUrl": self.url("api"),
+            "providers": demo_providers(),
             "widgetScripts": widget_scripts(self.url("sandbox"), self.real is not None),
             "sitekeys": {p: c.sitekey for p, c in self.credentials.items()},
             "friendlyApiVersion": self.friendly_api_version,
@@ -476,18 +476,23 @@ def function_specs(stacks: list[Any]) -> dict[str, FunctionSpec]:
     return specs
 
 
-REAL_WIDGET_SCRIPTS = {
-    "captchacat": "https://challenge.captchacat.com/ray/widget.js",
-    "byebot": "https://challenge.byebot.de/ray/widget.js",
-    "swetrix": "https://cdn.swetrixcaptcha.com/captcha-loader.js",
-    "ycaptcha": "https://ycaptcha.xyspg.moe/captcha.js",
-    "friendlycaptcha": "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.18/widget.min.js",
-}
+def demo_providers() -> list[dict[str, str | None]]:
+    """The demo page's forms, one per provider, and the widget element each one holds."""
+    return [
+        {
+            "id": provider.name,
+            "title": provider.title,
+            "className": provider.widget.css_class,
+            "sitekeyAttribute": provider.widget.sitekey_attribute,
+            "versionAttribute": provider.widget.version_attribute,
+        }
+        for provider in REGISTRY
+    ]
 
 
 def widget_scripts(sandbox_url: str, real: bool) -> dict[str, str]:
     if real:
-        return dict(REAL_WIDGET_SCRIPTS)
+        return {provider.name: provider.widget.script_url for provider in REGISTRY}
     return {provider: f"{sandbox_url}/{provider}/widget.js" for provider in FUNCTIONS}
 
 

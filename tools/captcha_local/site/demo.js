@@ -3,13 +3,8 @@
 (function (demo) {
   "use strict";
 
-  const PROVIDERS = [
-    { id: "captchacat", title: "Captcha Cat", markup: { className: "captcha-widget", key: "data-sitekey" } },
-    { id: "byebot", title: "ByeBot", markup: { className: "captcha-widget", key: "data-sitekey" } },
-    { id: "swetrix", title: "Swetrix Captcha", markup: { className: "swecaptcha", key: "data-project-id" } },
-    { id: "ycaptcha", title: "yCAPTCHA", markup: { className: "y-captcha", key: "data-sitekey" } },
-    { id: "friendlycaptcha", title: "Friendly Captcha", markup: { className: "frc-captcha", key: "data-sitekey" } },
-  ];
+  // One entry per provider in the layer's registry, passed in by /config.js.
+  const PROVIDERS = demo.providers;
 
   document.getElementById("mode").textContent = demo.sandbox
     ? "Tokens come from the local provider sandbox: click the widget to get one."
@@ -25,10 +20,10 @@
     const form = section.querySelector("form");
     form.action = `${demo.apiUrl}/verify/${provider.id}`;
     const widget = document.createElement("div");
-    widget.className = provider.markup.className;
-    widget.setAttribute(provider.markup.key, demo.sitekeys[provider.id]);
-    if (provider.id === "friendlycaptcha" && demo.friendlyApiVersion === "v2") {
-      widget.setAttribute("data-api-version", "v2");
+    widget.className = provider.className;
+    widget.setAttribute(provider.sitekeyAttribute, demo.sitekeys[provider.id]);
+    if (provider.versionAttribute && demo.friendlyApiVersion === "v2") {
+      widget.setAttribute(provider.versionAttribute, "v2");
     }
     section.querySelector(".widget").appendChild(widget);
     section.querySelector(".fetch").addEventListener("click", async () => {
