@@ -39,6 +39,7 @@ REUSED_TOKEN_CODES = {
     "swetrix": "timeout-or-duplicate",
     "ycaptcha": "invalid-input-response",
     "friendlycaptcha": "timeout-or-duplicate",
+    "turnstile": "timeout-or-duplicate",
 }
 TOKEN_FIELDS = {provider.name: provider.token_fields[0] for provider in REGISTRY}
 

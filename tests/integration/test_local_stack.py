@@ -29,14 +29,16 @@ pytestmark = pytest.mark.slow
 # solution_timeout_or_duplicate; the engine and yCAPTCHA cannot tell).
 EXPIRED = dict(REUSED_TOKEN_CODES)
 
-# The provider's HTTP status on a token rejection (Friendly v1 and yCAPTCHA reject with a 200).
+# The provider's HTTP status on a token rejection (Friendly v1, yCAPTCHA and Turnstile reject with a 200).
 REJECTION_STATUS = {"captchacat": 400, "byebot": 400, "swetrix": 400, "ycaptcha": 200, "friendlycaptcha": 200}
+REJECTION_STATUS["turnstile"] = 200
 
 # The metadata each sandbox provider reports on success (providers.md): ByeBot the full JSON
-# body, Swetrix {challenge, timestamp, pid}; Captcha Cat an empty 200, yCAPTCHA and Friendly v1
+# body, Swetrix {challenge, timestamp, pid}, Turnstile its challenge_ts (and the page's hostname,
+# none for a token issued without a page); Captcha Cat an empty 200, yCAPTCHA and Friendly v1
 # nothing at all.
 REPORTS_SITEKEY = {"byebot", "swetrix"}
-REPORTS_CHALLENGE_TIME = {"byebot", "swetrix"}
+REPORTS_CHALLENGE_TIME = {"byebot", "swetrix", "turnstile"}
 REPORTS_SOLVE_TIME = {"byebot"}
 REPORTS_INTERACTIVE = {"byebot"}
 
@@ -88,7 +90,7 @@ def test_fresh_token_verifies_with_a_siteverify_answer(h: Harness, provider: str
 
     creds = SANDBOX_CREDENTIALS[provider]
     assert body["sitekey"] == (creds.sitekey if provider in REPORTS_SITEKEY else None)
-    assert body["hostname"] is None  # no v1-era provider reports one
+    assert body["hostname"] is None  # none reports one for a token solved on no page
     if provider in REPORTS_CHALLENGE_TIME:
         assert ISO_SECONDS.fullmatch(body["challenge_ts"])
         age = datetime.now(UTC) - parse_iso(body["challenge_ts"])

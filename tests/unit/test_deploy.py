@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from captcha_deploy import cli
 from captcha_local.resources import TEMPLATE
+from captcha_verify.providers import REGISTRY
 
 REPO = TEMPLATE.parent
 BUILD_AND_DEPLOY = [["sam", "build"], ["sam", "deploy"]]
@@ -81,10 +82,7 @@ def test_first_deploy_asks_seven_questions_saves_exactly_the_answers_and_builds_
     overrides = _overrides(config_dir)
     assert overrides["EnableByeBot"] == "true"
     assert [k for k, v in overrides.items() if k.startswith("Enable") and v == "false"] == [
-        "EnableCaptchaCat",
-        "EnableSwetrix",
-        "EnableYCaptcha",
-        "EnableFriendlyCaptcha",
+        f"Enable{provider.prefix}" for provider in REGISTRY if provider.name != "byebot"
     ]
     assert overrides["AllowedOrigins"] == "https://www.example.com"
     assert overrides["AlarmEmail"] == "ops@example.com"

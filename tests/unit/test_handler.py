@@ -32,6 +32,7 @@ SECRETS = {
     "swetrix": "swx-live-secret-99aa88bb77cc",
     "ycaptcha": "sk_" + "Qw3rTy" * 5 + "Zx",
     "friendlycaptcha": "frc-live-secret-5e6f7a8b9c0d",
+    "turnstile": "0x4AAAAAAAlive-turnstile-secret",
 }
 SOURCE_IP = "198.51.100.23"
 SITEKEY = "abc123def456abc12345"
@@ -54,6 +55,14 @@ def success_body(provider: str) -> dict[str, Any] | str:
         },
         "ycaptcha": {"success": True},
         "friendlycaptcha": {"success": True},
+        "turnstile": {
+            "success": True,
+            "challenge_ts": "2026-11-21T10:00:02.000Z",
+            "hostname": "www.example.com",
+            "error-codes": [],
+            "action": "",
+            "cdata": "",
+        },
     }[provider]
 
 
@@ -131,6 +140,7 @@ def test_swetrix_timestamp_in_milliseconds_gives_token_age(
         ("swetrix", {"secret": SECRETS["swetrix"]}),
         ("ycaptcha", {"secretKey": SECRETS["ycaptcha"]}),
         ("friendlycaptcha", {"secret": SECRETS["friendlycaptcha"]}),
+        ("turnstile", {"secret": SECRETS["turnstile"]}),
     ],
 )
 def test_provider_receives_its_protocol_on_the_wire(

@@ -16,6 +16,7 @@ from captcha_verify.providers.base import Adapter
 from captcha_verify.providers.friendly import FriendlyV1Adapter, FriendlyV2Adapter
 from captcha_verify.providers.rayengine import ByeBotAdapter, CaptchaCatAdapter
 from captcha_verify.providers.swetrix import SwetrixAdapter
+from captcha_verify.providers.turnstile import TurnstileAdapter
 from captcha_verify.providers.ycaptcha import YCaptchaAdapter
 
 
@@ -100,6 +101,13 @@ REGISTRY: tuple[Provider, ...] = (
             "data-api-version",
         ),
         v2_adapter=FriendlyV2Adapter,
+    ),
+    Provider(
+        "turnstile",
+        "Cloudflare Turnstile",
+        "Turnstile",
+        TurnstileAdapter,
+        Widget("https://challenges.cloudflare.com/turnstile/v0/api.js", "cf-turnstile", "data-sitekey"),
     ),
 )
 
