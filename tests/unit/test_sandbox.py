@@ -19,6 +19,7 @@ from captcha_local.sandbox import (
     create_app,
     parse_args,
 )
+from captcha_verify.providers import REGISTRY
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -131,14 +132,7 @@ def test_custom_credentials_are_enforced() -> None:
 # Issuing
 # ---------------------------------------------------------------------------------------------
 
-FIELDS = {
-    "captchacat": "captchacat-token",
-    "byebot": "byebot-token",
-    "swetrix": "swetrix-captcha-response",
-    "ycaptcha": "ycaptcha-response",
-    "friendlycaptcha": "frc-captcha-solution",
-    "turnstile": "cf-turnstile-response",
-}
+FIELDS = {provider.name: provider.token_fields[0] for provider in REGISTRY}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -851,14 +845,7 @@ def test_call_log_can_be_cleared(client: FlaskClient) -> None:
 # Stand-in widget
 # ---------------------------------------------------------------------------------------------
 
-MARKUP = {
-    "captchacat": (".captcha-widget", "data-sitekey"),
-    "byebot": (".captcha-widget", "data-sitekey"),
-    "swetrix": (".swecaptcha", "data-project-id"),
-    "ycaptcha": (".y-captcha", "data-sitekey"),
-    "friendlycaptcha": (".frc-captcha", "data-sitekey"),
-    "turnstile": (".cf-turnstile", "data-sitekey"),
-}
+MARKUP = {p.name: ("." + p.widget.css_class, p.widget.sitekey_attribute) for p in REGISTRY}
 
 
 def widget_config(source: str) -> dict:
@@ -921,10 +908,7 @@ TURNSTILE_KEY = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 
 
 def test_sandbox_serves_every_provider_of_the_layer() -> None:
-    from captcha_verify.providers import PROVIDERS as LAYER_PROVIDERS
-
-    assert set(LAYER_PROVIDERS) <= set(PROVIDERS)
-    assert "turnstile" in PROVIDERS
+    assert tuple(provider.name for provider in REGISTRY) == PROVIDERS
     assert set(CREDS) == set(PROVIDERS)
 
 
