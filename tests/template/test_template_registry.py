@@ -13,6 +13,8 @@ from captcha_verify.providers import REGISTRY, Provider
 from template.cloudformation import TEMPLATE_PATH, expand_language_extensions, raw_template
 
 PREFIXES = [entry.prefix for entry in REGISTRY]
+# The longest a provider's token stays valid (Turnstile, Friendly Captcha and the others: 300 s).
+TOKEN_LIFETIME_SECONDS = 300
 PER_PROVIDER_PARAMETERS = ("Enable{}", "{}SecretArn", "{}VerifyUrl", "{}ExpectedSitekey")
 # The one parameter that only one provider has.
 PROVIDER_OPTIONS = {"FriendlyApiVersion"}
@@ -130,3 +132,12 @@ def test_the_outputs_are_each_provider_s_endpoint_and_created_secret(expanded: d
 def test_the_description_names_every_provider(raw: dict[str, Any]) -> None:
     for entry in REGISTRY:
         assert entry.title in raw["Description"].replace("\n", " ")
+
+
+def test_the_idempotency_window_outlives_every_provider_s_token(raw: dict[str, Any]) -> None:
+    """A repeat of a verified token must meet the project's idempotency record, not the provider:
+    Turnstile answers a repeat carrying the first call's idempotency key with the first success
+    (Cloudflare, "Validate the token": idempotency_key), and every provider's token lives 300 s."""
+    window = raw["Parameters"]["IdempotencyWindowSeconds"]
+    assert window["MinValue"] >= TOKEN_LIFETIME_SECONDS
+    assert window["Default"] >= TOKEN_LIFETIME_SECONDS

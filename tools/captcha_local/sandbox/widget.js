@@ -1,5 +1,5 @@
 // Stand-in for a CAPTCHA provider's browser widget, served by the local provider sandbox
-// (tools/captcha_local/sandbox.py) at /<provider>/widget.js; the sandbox fills in the
+// (tools/captcha_local/sandbox/) at /<provider>/widget.js; the sandbox fills in the
 // config below. Nothing is solved: a click asks the sandbox to issue a token, which then
 // travels with the form exactly as the real widget's token would.
 (function (config) {
