@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
-from captcha_verify.providers import PROVIDERS
+from captcha_verify.providers import PROVIDERS, REGISTRY
 from support import REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
 
 from .local_harness import HTTP_TIMEOUT, Harness, sha256_hex
@@ -41,6 +41,10 @@ REPORTS_SITEKEY = {"byebot", "swetrix"}
 REPORTS_CHALLENGE_TIME = {"byebot", "swetrix", "turnstile"}
 REPORTS_SOLVE_TIME = {"byebot"}
 REPORTS_INTERACTIVE = {"byebot"}
+
+# Providers whose adapter retries a 503 once (Turnstile: its idempotency key makes a retry safe),
+# so a 503 must answer both calls before the function gives up.
+RETRIES_A_503 = {entry.name for entry in REGISTRY if 503 in entry.adapter.retry_statuses}
 
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -348,7 +352,8 @@ def test_a_second_local_stack_starts_in_the_same_process_after_the_first_stopped
 @each_provider
 def test_provider_5xx_answers_internal_error(h: Harness, provider: str) -> None:
     token = h.issue(provider)
-    h.inject_fault(provider, 503, "")
+    attempts = 2 if provider in RETRIES_A_503 else 1
+    h.inject_fault(provider, 503, "", count=attempts)
 
     assert_siteverify(h.verify(token), provider, 502, ["internal-error"])
 
@@ -361,7 +366,8 @@ def test_provider_5xx_answers_internal_error(h: Harness, provider: str) -> None:
     assert record["provider_status"] == 503
     (line,) = h.log.verification_lines(token.sha256)
     assert (line["level"], line["outcome"]) == ("ERROR", "failed")
-    assert [(call["status"], call["fault"]) for call in calls_for(h, provider, token.sha256)] == [(503, True)]
+    calls = calls_for(h, provider, token.sha256)
+    assert [(call["status"], call["fault"]) for call in calls] == [(503, True)] * attempts
     # The provider never judged the token, so it is still good.
     assert_siteverify(h.verify(token), provider, 200, [])
 
@@ -390,6 +396,18 @@ def test_ycaptcha_500_is_retried_once_since_the_token_is_restored(h: Harness) ->
 
     assert [(c["status"], c["fault"]) for c in calls_for(h, "ycaptcha", token.sha256)] == [
         (500, True),
+        (200, False),
+    ]
+
+
+def test_turnstile_503_is_retried_once_and_the_retry_verifies_the_same_token(h: Harness) -> None:
+    token = h.issue("turnstile")
+    h.inject_fault("turnstile", 503, '{"success": false, "error-codes": ["internal-error"]}')
+
+    assert_siteverify(h.verify(token), "turnstile", 200, [])
+
+    assert [(c["status"], c["fault"]) for c in calls_for(h, "turnstile", token.sha256)] == [
+        (503, True),
         (200, False),
     ]
 
@@ -448,7 +466,7 @@ def test_no_secret_or_raw_token_in_function_logs_or_records(h: Harness) -> None:
         assert h.verify(good).status_code == 200
         assert h.verify(good).status_code == 200  # answered from the idempotency record
         faulty = h.issue(provider)
-        h.inject_fault(provider, 503, '{"error": "unavailable"}')
+        h.inject_fault(provider, 503, '{"error": "unavailable"}', count=2 if provider in RETRIES_A_503 else 1)
         assert h.verify(faulty).status_code == 502
         assert h.verify(h.issue(provider), origin="https://evil.example").status_code == 403
         posted = h.issue(provider)
