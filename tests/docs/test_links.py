@@ -24,7 +24,9 @@ _HTML_LINK = re.compile(r"<a\s[^>]*href=\"([^\"]+)\"", re.IGNORECASE)
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # https:, mailto:, ...
 # Documents outside the repository that a reader of the repository cannot open, and work history.
-_OUTSIDE = re.compile(r"\bdesign\.md\b|(?<![/\w])providers\.md\b|\.\./shared\b|\bissues?\s+#?\d+", re.IGNORECASE)
+_OUTSIDE = re.compile(
+    r"\bdesign\.md\b|(?<![/\w])providers\.md\b|\.\./shared\b|\bissues?\s+#?\d+", re.IGNORECASE
+)
 
 
 def prose_lines(text: str) -> list[tuple[int, str]]:
@@ -73,7 +75,7 @@ def anchors(page: Path) -> frozenset[str]:
 
 def links(page: Path) -> list[tuple[int, str]]:
     """Every link target on the page outside code (fenced blocks and code spans)."""
-    targets = []
+    targets: list[tuple[int, str]] = []
     for number, line in prose_lines(page.read_text(encoding="utf-8")):
         prose = _CODE_SPAN.sub("", line)
         for pattern in (_INLINE_LINK, _REFERENCE_DEFINITION, _HTML_LINK):
@@ -82,7 +84,7 @@ def links(page: Path) -> list[tuple[int, str]]:
 
 
 def broken_links(page: Path, root: Path = REPO) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for number, target in links(page):
         if not target or _EXTERNAL.match(target):
             continue
