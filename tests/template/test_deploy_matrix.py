@@ -18,7 +18,7 @@ POLL_ACTIONS = ("ChangeMessageVisibility", "DeleteMessage", "GetQueueAttributes"
 BYEBOT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/byebot-AbCdEf"
 ONLY_BYEBOT = {f"Enable{prefix}": "false" for prefix in PROVIDERS.values() if prefix != "ByeBot"}
 
-# The answers users deploy with (make deploy's questions and the README's examples).
+# The answers users deploy with (make deploy's questions and the examples in docs/deploy.md).
 MATRIX: dict[str, dict[str, str]] = {
     "defaults": {},
     "one origin": {"AllowedOrigins": "https://www.example.com"},

@@ -25,7 +25,7 @@ from handler_fakes import Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-# The promise, in bytes of one line as CloudWatch stores it (README, Observability).
+# The promise, in bytes of one line as CloudWatch stores it (docs/operations.md, Logs).
 LINE_LIMIT_BYTES = 8192
 ALLOWED = "https://www.example.com"
 TOKEN = "Tk" + "a" * 62

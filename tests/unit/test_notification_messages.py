@@ -179,7 +179,7 @@ def test_every_json_body_is_the_detail_verbatim_and_its_signature_verifies(form:
     body = messages.json_body(detail)
     assert json.loads(body) == detail
     headers = messages.signed_headers("key", 1_795_250_405, body)
-    # The README's verifier.
+    # The verifier in docs/delivery.md.
     expected = hmac.new(b"key", headers[messages.TIMESTAMP_HEADER].encode() + b"." + body, hashlib.sha256)
     assert hmac.compare_digest(headers[messages.SIGNATURE_HEADER], "sha256=" + expected.hexdigest())
     assert messages.signed_headers("other", 1_795_250_405, body) != headers
