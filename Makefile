@@ -52,7 +52,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 
 # After editing requirements-dev.txt or functions/shared/requirements.txt: rewrite both locks.
 # The layer's lock leaves out botocore and its own dependencies: the Lambda runtime provides them
-# (see README, Performance).
+# (see docs/performance.md).
 lock: $(STAMP) ## rewrite both locks after editing requirements-dev.txt or functions/shared/requirements.txt
 	$(UV) pip compile --quiet requirements-dev.txt --universal --python-version 3.13 --generate-hashes \
 		-o requirements-dev.lock
@@ -127,7 +127,7 @@ validate: $(STAMP) ## cfn-lint and sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --region us-east-1
 
-# A benchmark, not a test: prints a table and writes .aws-sam/bench.json (see README, Performance).
+# A benchmark, not a test: prints a table and writes .aws-sam/bench.json (see docs/performance.md).
 bench: $(STAMP) ## cold start and warm latency against a naive handler, e.g. make bench ARGS='--spawns 11'
 	$(BIN)/captcha-bench $(ARGS)
 
