@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from captcha_local.stack import LocalStack
-from integration.local_harness import running_stack
+from support.local_harness import running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

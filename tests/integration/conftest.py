@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from captcha_local.stack import LocalStack
-
-from .local_harness import FunctionLog, Harness, running_stack
+from support.local_harness import FunctionLog, Harness, running_stack
 
 
 @pytest.fixture(scope="module")

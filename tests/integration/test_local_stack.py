@@ -19,8 +19,7 @@ import requests
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
 from captcha_verify.providers import PROVIDERS
 from support import REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
-
-from .local_harness import HTTP_TIMEOUT, Harness, sha256_hex
+from support.local_harness import HTTP_TIMEOUT, Harness, sha256_hex
 
 pytestmark = pytest.mark.slow
 

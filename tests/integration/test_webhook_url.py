@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 from captcha_local.stack import LocalStack, Ports
 from support import ScriptedProvider
-
-from .local_harness import TEST_RATE_LIMIT_PER_MINUTE, FunctionLog, Harness
+from support.local_harness import TEST_RATE_LIMIT_PER_MINUTE, FunctionLog, Harness
 
 pytestmark = pytest.mark.slow
 
