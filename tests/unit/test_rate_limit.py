@@ -126,12 +126,12 @@ def test_local_key_is_generated_as_the_template_asks(aws: None) -> None:
 
 
 def test_make_local_keeps_the_template_limit_unless_asked() -> None:
-    from captcha_local.stack import LocalStack, parse_args
+    from captcha_local.stack import LocalDeployment, parse_args
 
     assert parse_args([]).rate_limit is None
-    assert "ClientRateLimitPerMinute" not in LocalStack().parameter_overrides()
+    assert "ClientRateLimitPerMinute" not in LocalDeployment().parameter_overrides()
     assert parse_args(["--rate-limit", "3"]).rate_limit == 3
-    assert LocalStack(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
+    assert LocalDeployment(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
 
 
 def test_25_addresses_from_one_ipv6_64_are_one_client(
