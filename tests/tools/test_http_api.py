@@ -81,7 +81,8 @@ def test_each_internal_keeps_the_parameters_the_local_api_uses(owner: type, name
     positional, keywords = SIGNATURES[owner, name]
     assert parameters[: len(positional)] == positional
     assert set(keywords) <= set(parameters)
-    assert name in (http_api.__doc__ or ""), "the module's docstring names each internal it uses"
+    doc = http_api.__doc__ or ""
+    assert owner.__name__ in doc and name in doc, "the module's docstring names each internal it uses"
 
 
 @pytest.mark.parametrize("name", OVERRIDDEN)
