@@ -86,8 +86,8 @@ test: $(STAMP) $(CHECKOV_STAMP) browser-deps lint ## run every test (creates .ve
 fuzz: $(STAMP) ## the fuzz suite with many examples (FUZZ_EXAMPLES=N) and its statistics
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -s --hypothesis-show-statistics
 
-unit: $(STAMP) ## the unit tests only
-	$(BIN)/python -m pytest tests/unit
+unit: $(STAMP) ## the layer and tool tests only
+	$(BIN)/python -m pytest tests/unit tests/tools
 
 integration: $(STAMP) ## the integration and browser tests only
 	$(BIN)/python -m pytest tests/integration tests/browser

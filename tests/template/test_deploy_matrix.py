@@ -9,9 +9,14 @@ import re
 from typing import Any
 
 import pytest
-from template.cloudformation import NO_VALUE, Processed, processed
-from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS
+from support.cloudformation import (
+    IDEMPOTENCY_ACTIONS,
+    NO_VALUE,
+    PROVIDERS,
+    SUBMISSION_STORE_ACTIONS,
+    Processed,
+    processed,
+)
 
 # What the channels' queue event sources and the function's backoff call on each queue.
 POLL_ACTIONS = ("ChangeMessageVisibility", "DeleteMessage", "GetQueueAttributes", "ReceiveMessage")

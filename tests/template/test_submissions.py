@@ -12,8 +12,7 @@ from captcha_verify.notifications.channels import WEBHOOK_TIMEOUT_SECONDS
 from captcha_verify.notifications.consumer import backoff_seconds
 from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from captcha_verify.telemetry import SUBMISSION_DELIVERY_FAILED
-from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS, translated
+from support.cloudformation import IDEMPOTENCY_ACTIONS, PROVIDERS, SUBMISSION_STORE_ACTIONS, translated
 
 CHANNELS = ("Email", "Webhook", "Autoresponse")
 

@@ -25,21 +25,13 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
-from template.cloudformation import expand_language_extensions
+from support.cloudformation import PROVIDERS, expand_language_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SAMCONFIG_PATH = ROOT / "samconfig.toml"
 SHARED_PACKAGE = ROOT / "functions" / "shared" / "captcha_verify"
 
-# (route name, logical id prefix)
-PROVIDERS = {
-    "captchacat": "CaptchaCat",
-    "byebot": "ByeBot",
-    "swetrix": "Swetrix",
-    "ycaptcha": "YCaptcha",
-    "friendlycaptcha": "FriendlyCaptcha",
-}
 
 # design.md, "Configuration (environment of each function)": the table plus the Powertools names.
 DESIGN_ENVIRONMENT = {

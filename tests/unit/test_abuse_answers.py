@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from captcha_verify.config import FailurePolicy, FriendlyApiVersion
 from captcha_verify.providers import PROVIDERS
-from conftest import HandlerFactory, table_items
 from support import ScriptedProvider, event_body, load_event, log_records, with_body
-from test_handler import SECRETS, body_of, success_body
+from support.answers import SECRETS, body_of, success_body
+from support.aws import HandlerFactory, table_items
 
 ALLOWED = frozenset({"https://www.example.com"})
 

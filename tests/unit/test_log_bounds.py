@@ -21,9 +21,9 @@ from aws_lambda_powertools import Logger
 from captcha_verify.config import FailurePolicy
 from captcha_verify.telemetry import MAX_TEXT_LENGTH, BoundedFormatter, bounded, bounded_logger
 from captcha_verify.transport import ProviderReply
-from handler_fakes import Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.handler_fakes import Rig, build_rig, http_event, minimal_settings
 
 # The promise, in bytes of one line as CloudWatch stores it (docs/operations.md, Logs).
 LINE_LIMIT_BYTES = 8192

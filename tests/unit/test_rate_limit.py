@@ -13,26 +13,11 @@ from botocore.stub import Stubber
 from captcha_local.resources import create_table, load_template
 from captcha_verify.aws_clients import bounded_config
 from captcha_verify.rate_limit import UNAVAILABLE_METRIC, RateLimiter, client_key, client_of, window_start
-from conftest import HandlerFactory
 from support import ScriptedProvider, emf_metrics, load_event, log_records, with_token
-from test_handler import SECRETS, SOURCE_IP, body_of, success_body
+from support.answers import SOURCE_IP, body_of, success_body
+from support.aws import KEY, KEY_SECRET, RATE_TABLE, HandlerFactory
 
-RATE_TABLE = "rate-limit-test"
-KEY_SECRET = "test/rate-limit-key"
-KEY = "k" * 64
 _tokens = itertools.count()
-
-
-@pytest.fixture
-def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
-    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
-    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
-
-    def factory(provider: str, limit: int, **settings: Any):
-        wiring = {"rate_limit_table_name": RATE_TABLE, "rate_limit_key_secret_id": KEY_SECRET, **settings}
-        return make_handler(provider, SECRETS[provider], client_rate_limit_per_minute=limit, **wiring)
-
-    return factory
 
 
 def from_ip(ip: str) -> dict[str, Any]:
@@ -141,12 +126,12 @@ def test_local_key_is_generated_as_the_template_asks(aws: None) -> None:
 
 
 def test_make_local_keeps_the_template_limit_unless_asked() -> None:
-    from captcha_local.stack import LocalStack, parse_args
+    from captcha_local.stack import LocalDeployment, parse_args
 
     assert parse_args([]).rate_limit is None
-    assert "ClientRateLimitPerMinute" not in LocalStack().parameter_overrides()
+    assert "ClientRateLimitPerMinute" not in LocalDeployment().parameter_overrides()
     assert parse_args(["--rate-limit", "3"]).rate_limit == 3
-    assert LocalStack(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
+    assert LocalDeployment(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
 
 
 def test_25_addresses_from_one_ipv6_64_are_one_client(
