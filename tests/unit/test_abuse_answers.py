@@ -1,4 +1,4 @@
-"""Issue 8 regressions through the real handler: the provider's 429, odd provider bodies, Friendly
+"""Regressions through the real handler: the provider's 429, odd provider bodies, Friendly
 v2's origin binding, redirect fields, the headers of every answer, and what is logged."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 17: no log line, challenge record or bus event grows with what a visitor sends.
+"""No log line, challenge record or bus event grows with what a visitor sends.
 
 The honeypot line once carried the whole Origin (a 10,000-character Origin made a 10,498-byte
 line; the honeypot is not rate limited, so about 17 GB of logs a day at the API's default

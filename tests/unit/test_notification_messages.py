@@ -193,7 +193,7 @@ def test_a_long_discord_message_is_cut_with_a_visible_note_not_refused() -> None
 
 
 def test_a_1900_character_message_reaches_discord_whole() -> None:
-    """Issue 14: a 1,900-character message made a 2,045-character content, which Discord refuses."""
+    """A 1,900-character message once made a 2,045-character content, which Discord refuses."""
     content = messages.discord_body(detail_of({"message": "a" * 1_700}, origin=None))["content"]
     assert "a" * 1_700 in content and utf16_length(content) <= 2000
 

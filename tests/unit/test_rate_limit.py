@@ -1,4 +1,4 @@
-"""Issue 8: the per-client rate limit, through the real handler (moto in process)."""
+"""The per-client rate limit, through the real handler (moto in process)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def test_make_local_keeps_the_template_limit_unless_asked() -> None:
 def test_25_addresses_from_one_ipv6_64_are_one_client(
     rate_limited: HandlerFactory, provider_server: ScriptedProvider
 ) -> None:
-    """Issue 17's reproduction: 25 provider calls at a limit of 2 before; a client owns a /64."""
+    """One IPv6 client rotating through its /64 is one client: without the /64 key, 25 provider calls
+    got through a limit of 2."""
     invoke = rate_limited("byebot", 2)
     statuses = []
     for host in range(25):
@@ -166,8 +167,8 @@ def test_the_client_is_an_ipv4_address_or_an_ipv6_64(one: str, other: str, same:
 
 
 def test_a_slow_first_key_read_still_decides_the_first_request(aws: None) -> None:
-    """Issue 17: a 1.2 s first key read let that request through uncounted (the whole check was
-    bounded by one second)."""
+    """A 1.2 s first key read must not let that request through uncounted (a check bounded as a
+    whole by one second would)."""
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.metrics import EphemeralMetrics
     from captcha_verify.outcome import ErrorCode, RequestRejected
