@@ -60,9 +60,11 @@ def test_a_step_runs_once_and_its_repeats_are_answered_from_the_record(ledger: s
     once, work = store(), Counted({"sent": 1})
     assert once.run_once("deliver", KEY, work, 10_000) == Ran({"sent": 1}, replayed=False)
     assert once.run_once("deliver", KEY, work, 10_000) == Ran({"sent": 1}, replayed=True)
-    assert store().run_once("deliver", KEY, work, None) == Ran(
-        {"sent": 1}, replayed=True
-    )  # another container
+    # Another container, with no Lambda context: Powertools says it cannot bound the in-progress
+    # record by the invocation's remaining time, and the record still answers.
+    with pytest.warns(UserWarning, match="remaining time"):
+        again = store().run_once("deliver", KEY, work, None)
+    assert again == Ran({"sent": 1}, replayed=True)
     assert work.runs == 1
 
 
