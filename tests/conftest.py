@@ -6,7 +6,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -15,6 +15,7 @@ from captcha_local.resources import (
     create_challenge_table,
     create_secret,
     create_submission_table,
+    create_table,
     load_template,
 )
 from captcha_local.stream_relay import StreamRelay
@@ -25,15 +26,21 @@ from captcha_verify.entrypoint import build_handler
 from captcha_verify.relay import build_relay_handler
 from moto import mock_aws
 from support import FakeContext, RawServer, ScriptedProvider, enforce_aws_limits
+from support.answers import SECRETS
+from support.aws import (
+    BUS,
+    IDEMPOTENCY_TABLE,
+    INBOX,
+    KEY,
+    KEY_SECRET,
+    NOW,
+    RATE_TABLE,
+    TABLE,
+    HandlerFactory,
+    relays,
+)
 
-TABLE = "challenge-log-test"
-IDEMPOTENCY_TABLE = "idempotency-test"
-BUS = "submissions-test"
-INBOX = "submissions-inbox"
-NOW = datetime(2026, 11, 21, 10, 0, 5, 250_000, tzinfo=UTC)
 _services = itertools.count()
-# The stream stand-in of the running test: delivered() pumps it, as Lambda polls the stream.
-_relays: list[StreamRelay] = []
 
 
 @pytest.fixture
@@ -80,7 +87,7 @@ def aws(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             relay.append(build_relay_handler(SubmissionBus(BUS, events=client("events"))))
         return relay[0](event, FakeContext(function_name="submission-relay"))
 
-    _relays.append(
+    relays.append(
         StreamRelay.from_template(
             template,
             boto3.client("dynamodb"),
@@ -90,7 +97,7 @@ def aws(mocked_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         )
     )
     yield
-    _relays.clear()
+    relays.clear()
 
 
 @pytest.fixture
@@ -98,42 +105,6 @@ def provider_server() -> Iterator[ScriptedProvider]:
     server = ScriptedProvider()
     yield server
     server.close()
-
-
-def table_items() -> list[dict[str, Any]]:
-    return boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
-
-
-def pump_relay() -> None:
-    """The relay takes what the store's stream holds now (as Lambda polls the stream)."""
-    for relay in _relays:
-        relay.pump()
-
-
-def replace_relay(invoke: Callable[[dict[str, Any]], Any]) -> StreamRelay:
-    """The test's relay invoked through `invoke` instead, from where the stream stands now."""
-    standing = _relays[-1]
-    _relays[-1] = StreamRelay(
-        standing.dynamodb, standing.streams, standing.table_name, invoke, standing.patterns
-    )
-    return _relays[-1]
-
-
-def delivered() -> list[dict[str, Any]]:
-    """Every event the bus delivered to the test's inbox queue since the last call, once the relay
-    has taken what the store's stream holds."""
-    pump_relay()
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=INBOX)["QueueUrl"]
-    events = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            events.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return events
-
-
-HandlerFactory = Callable[..., Callable[[dict[str, Any]], dict[str, Any]]]
 
 
 @pytest.fixture
@@ -170,6 +141,19 @@ def make_handler(
         )
         context = FakeContext(remaining_ms=remaining_ms)
         return lambda event: handler(event, context)
+
+    return factory
+
+
+@pytest.fixture
+def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
+    """A handler factory whose handlers have the per-client rate limit at `limit` a minute."""
+    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
+    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
+
+    def factory(provider: str, limit: int, **settings: Any):
+        wiring = {"rate_limit_table_name": RATE_TABLE, "rate_limit_key_secret_id": KEY_SECRET, **settings}
+        return make_handler(provider, SECRETS[provider], client_rate_limit_per_minute=limit, **wiring)
 
     return factory
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from captcha_local.stack import LocalStack
-from integration.local_harness import running_stack
+from captcha_local.stack import LocalDeployment
+from support.local_harness import running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,7 +31,7 @@ def function_lines() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def demo_stack(function_lines: list[tuple[str, str]]) -> Iterator[LocalStack]:
+def demo_stack(function_lines: list[tuple[str, str]]) -> Iterator[LocalDeployment]:
     with running_stack(lambda function, line: function_lines.append((function, line))) as stack:
         yield stack
 

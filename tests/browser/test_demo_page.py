@@ -20,7 +20,7 @@ if not CHROMIUM.exists():
         allow_module_level=True,
     )
 
-from captcha_local.stack import LocalStack  # noqa: E402
+from captcha_local.stack import LocalDeployment  # noqa: E402
 from captcha_verify.outcome import ErrorCode  # noqa: E402
 from captcha_verify.providers import PROVIDERS  # noqa: E402
 from captcha_verify.responses import EXPLANATIONS  # noqa: E402
@@ -33,7 +33,7 @@ LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture
-def demo(page: Page, demo_stack: LocalStack) -> tuple[Page, list[str]]:
+def demo(page: Page, demo_stack: LocalDeployment) -> tuple[Page, list[str]]:
     """The page, with every request off loopback refused and remembered."""
     foreign: list[str] = []
 
@@ -71,7 +71,7 @@ def hidden_token(page: Page, provider: str) -> str:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_demo_form_plain_post_fetch_and_repeated_token(
     demo: tuple[Page, list[str]],
-    demo_stack: LocalStack,
+    demo_stack: LocalDeployment,
     function_lines: list[tuple[str, str]],
     provider: str,
 ) -> None:
@@ -132,7 +132,7 @@ def test_demo_form_plain_post_fetch_and_repeated_token(
 
 
 def test_submission_appears_in_the_inbox_as_the_email_ses_received(
-    demo: tuple[Page, list[str]], demo_stack: LocalStack
+    demo: tuple[Page, list[str]], demo_stack: LocalDeployment
 ) -> None:
     page, foreign = demo
     site = demo_stack.url("site")
@@ -165,7 +165,9 @@ def test_submission_appears_in_the_inbox_as_the_email_ses_received(
     assert foreign == []
 
 
-def test_demo_page_screenshot(demo: tuple[Page, list[str]], demo_stack: LocalStack, tmp_path: Path) -> None:
+def test_demo_page_screenshot(
+    demo: tuple[Page, list[str]], demo_stack: LocalDeployment, tmp_path: Path
+) -> None:
     page, foreign = demo
     open_demo(page, demo_stack.url("site"))
     expect(page.locator("section.provider")).to_have_count(len(PROVIDERS), timeout=WAIT_MS)
@@ -181,7 +183,7 @@ def test_demo_page_screenshot(demo: tuple[Page, list[str]], demo_stack: LocalSta
 
 
 def test_back_after_a_plain_post_resets_the_widget_and_no_result_bar_shows_before_a_send(
-    demo: tuple[Page, list[str]], demo_stack: LocalStack
+    demo: tuple[Page, list[str]], demo_stack: LocalDeployment
 ) -> None:
     page, foreign = demo
     site = demo_stack.url("site")
@@ -206,7 +208,7 @@ def test_back_after_a_plain_post_resets_the_widget_and_no_result_bar_shows_befor
     assert foreign == []
 
 
-def test_error_page_explains_every_code(demo: tuple[Page, list[str]], demo_stack: LocalStack) -> None:
+def test_error_page_explains_every_code(demo: tuple[Page, list[str]], demo_stack: LocalDeployment) -> None:
     page, _ = demo
     for code in ErrorCode:
         page.goto(f"{demo_stack.url('site')}/error.html?error={code.value}", wait_until="load")

@@ -23,16 +23,13 @@ from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
 from captcha_verify.records import ChallengeLog
 from captcha_verify.secret_store import SecretStore
-from conftest import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory
 from support import FakeContext, RawServer, ScriptedProvider, emf_metrics, load_event, read_request
-from unit.test_handler import SECRETS, body_of, success_body
+from support.answers import SECRETS, body_of, success_body
+from support.aws import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory
+from support.faults import silent, silent_client, timed
 
 LAMBDA_REMAINING_MS = 10_000
 BUDGET = 1.0
-
-
-def silent(connection: Any, closed: threading.Event) -> None:
-    closed.wait(30)  # accepts, reads nothing, answers nothing
 
 
 def drip(connection: Any, closed: threading.Event) -> None:
@@ -52,14 +49,6 @@ def huge(connection: Any, closed: threading.Event) -> None:
 def plain_http(connection: Any, closed: threading.Event) -> None:
     connection.recv(4096)
     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-
-
-def timed(
-    invoke: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any]
-) -> tuple[dict[str, Any], float]:
-    started = time.monotonic()
-    response = invoke(event)
-    return response, time.monotonic() - started
 
 
 # ------------------------------------------------------------------ provider faults
@@ -118,10 +107,6 @@ def stubbed(service: str, operation: str, code: str) -> Any:
         stubber.add_client_error(operation, service_error_code=code, http_status_code=400)
     stubber.activate()
     return client
-
-
-def silent_client(service: str, server: RawServer) -> Any:
-    return boto3.client(service, config=bounded_config(), endpoint_url=f"http://127.0.0.1:{server.port}")
 
 
 @pytest.fixture

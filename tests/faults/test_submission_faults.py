@@ -21,8 +21,6 @@ from captcha_verify.delivery import SubmissionBus
 from captcha_verify.relay import build_relay_handler
 from captcha_verify.submission_store import COMMIT_SECONDS, SubmissionStore
 from captcha_verify.verification import DIRECT_PUT_SECONDS
-from conftest import BUS, IDEMPOTENCY_TABLE, HandlerFactory, delivered, replace_relay
-from faults.test_fault_matrix import silent, silent_client, timed
 from support import (
     FakeContext,
     RawServer,
@@ -33,7 +31,9 @@ from support import (
     refusing,
     with_token,
 )
-from unit.test_handler import SECRETS, SOURCE_IP, body_of, success_body
+from support.answers import SECRETS, SOURCE_IP, body_of, success_body
+from support.aws import BUS, IDEMPOTENCY_TABLE, HandlerFactory, delivered, replace_relay
+from support.faults import silent, silent_client, timed
 
 _tokens = itertools.count(500)
 

@@ -34,9 +34,9 @@ from captcha_verify.outcome import ErrorCode
 from captcha_verify.providers import PROVIDERS, REGISTRY
 from captcha_verify.telemetry import MAX_LINE_BYTES
 from captcha_verify.transport import ProviderReply
-from handler_fakes import SECRET, Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.handler_fakes import SECRET, Rig, build_rig, http_event, minimal_settings
 
 # A small fixed number of examples in `make test`; `make fuzz` selects the "fuzz" profile.
 settings.register_profile(

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from captcha_local.stack import LocalStack
-
-from .local_harness import FunctionLog, Harness, running_stack
+from captcha_local.stack import LocalDeployment
+from support.local_harness import FunctionLog, Harness, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +17,13 @@ def function_log() -> FunctionLog:
 
 
 @pytest.fixture(scope="module")
-def local_stack(function_log: FunctionLog) -> Iterator[LocalStack]:
+def local_stack(function_log: FunctionLog) -> Iterator[LocalDeployment]:
     with running_stack(function_log) as stack:
         yield stack
 
 
 @pytest.fixture(scope="module")
-def harness(local_stack: LocalStack, function_log: FunctionLog) -> Harness:
+def harness(local_stack: LocalDeployment, function_log: FunctionLog) -> Harness:
     env = local_stack.aws_environment()
     session = boto3.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],

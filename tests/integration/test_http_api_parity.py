@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from captcha_local.stack import Ports
-
-from .local_harness import HTTP_TIMEOUT, Harness
+from support.local_harness import HTTP_TIMEOUT, Harness
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,8 +19,7 @@ import requests
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
 from captcha_verify.providers import PROVIDERS, REGISTRY
 from support import REPO, REUSED_TOKEN_CODES, SITEVERIFY_KEYS
-
-from .local_harness import HTTP_TIMEOUT, Harness, sha256_hex
+from support.local_harness import HTTP_TIMEOUT, Harness, sha256_hex
 
 pytestmark = pytest.mark.slow
 
@@ -327,9 +326,9 @@ def test_each_request_gets_its_own_request_id(h: Harness) -> None:
 def test_a_second_local_stack_starts_in_the_same_process_after_the_first_stopped() -> None:
     # In a child process: this module's own stack shares this process's moto state.
     script = (
-        "from captcha_local.stack import LocalStack, Ports\n"
+        "from captcha_local.stack import LocalDeployment, Ports\n"
         "for _ in range(2):\n"
-        "    stack = LocalStack(ports=Ports.free(), log=lambda function, line: None)\n"
+        "    stack = LocalDeployment(ports=Ports.free(), log=lambda function, line: None)\n"
         "    stack.start()\n"
         "    stack.stop()\n"
     )

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from .local_harness import FunctionLog, Harness, running_stack
+from support.local_harness import FunctionLog, Harness, running_stack
 
 LIMIT = 3
 

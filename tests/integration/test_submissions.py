@@ -17,8 +17,7 @@ import pytest
 import requests
 from captcha_local.stack import LOCAL_OWNER
 from captcha_verify.responses import EXPLANATIONS
-
-from .local_harness import HTTP_TIMEOUT, Harness
+from support.local_harness import HTTP_TIMEOUT, Harness
 
 pytestmark = pytest.mark.slow
 

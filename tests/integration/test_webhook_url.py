@@ -9,10 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from captcha_local.stack import LocalStack, Ports
+from captcha_local.stack import LocalDeployment, Ports
 from support import ScriptedProvider
-
-from .local_harness import TEST_RATE_LIMIT_PER_MINUTE, FunctionLog, Harness
+from support.local_harness import TEST_RATE_LIMIT_PER_MINUTE, FunctionLog, Harness
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +28,7 @@ def slack() -> Iterator[ScriptedProvider]:
 @pytest.fixture(scope="module")
 def hooked(slack: ScriptedProvider) -> Iterator[Harness]:
     log = FunctionLog()
-    stack = LocalStack(
+    stack = LocalDeployment(
         ports=Ports.free(),
         client_rate_limit=TEST_RATE_LIMIT_PER_MINUTE,
         webhook_url=slack.url.replace("/verify", "/services/T0/B0/secretpart"),

@@ -9,16 +9,21 @@ import re
 from typing import Any
 
 import pytest
-from template.cloudformation import NO_VALUE, Processed, processed
-from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS
+from support.cloudformation import (
+    IDEMPOTENCY_ACTIONS,
+    NO_VALUE,
+    PROVIDERS,
+    SUBMISSION_STORE_ACTIONS,
+    Processed,
+    processed,
+)
 
 # What the channels' queue event sources and the function's backoff call on each queue.
 POLL_ACTIONS = ("ChangeMessageVisibility", "DeleteMessage", "GetQueueAttributes", "ReceiveMessage")
 BYEBOT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/byebot-AbCdEf"
 ONLY_BYEBOT = {f"Enable{prefix}": "false" for prefix in PROVIDERS.values() if prefix != "ByeBot"}
 
-# The answers users deploy with (make deploy's questions and the README's examples).
+# The answers users deploy with (make deploy's questions and the examples in docs/deploy.md).
 MATRIX: dict[str, dict[str, str]] = {
     "defaults": {},
     "one origin": {"AllowedOrigins": "https://www.example.com"},

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from captcha_local.stream_relay import matches
 from captcha_verify.telemetry import SUBMISSION_COMMIT_FAILED, SUBMISSION_RELAY_FAILED
-from template.test_template import PROVIDERS
-from template.test_transformed import resolve_if, translated
+from support.cloudformation import PROVIDERS, resolve_if, translated
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from captcha_verify.notifications.channels import WEBHOOK_TIMEOUT_SECONDS
 from captcha_verify.notifications.consumer import backoff_seconds
 from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from captcha_verify.telemetry import SUBMISSION_DELIVERY_FAILED
-from template.test_template import PROVIDERS
-from template.test_transformed import IDEMPOTENCY_ACTIONS, SUBMISSION_STORE_ACTIONS, translated
+from support.cloudformation import IDEMPOTENCY_ACTIONS, PROVIDERS, SUBMISSION_STORE_ACTIONS, translated
 
 CHANNELS = ("Email", "Webhook", "Autoresponse")
 
@@ -87,7 +86,7 @@ def test_function_environment_names_the_bus_and_table(transformed) -> None:
 
 # Paths of the event an input transformer may carry: ids, flags and times the function sets.
 # Everything else (the form, the origin, the whole detail or event) holds visitor text, which
-# EventBridge inserts unescaped (design.md, Notifications).
+# EventBridge inserts unescaped (docs/delivery.md says why delivery renders it in code).
 SAFE_INPUT_PATHS = frozenset(
     {
         "$.id",
@@ -144,7 +143,7 @@ def test_no_input_transformer_carries_visitor_text(transformed) -> None:
 
 
 def test_no_submission_goes_through_sns(transformed) -> None:
-    """SNS email fixes the subject, cannot set Reply-To, and mangles the text (issue 14)."""
+    """SNS email fixes the subject, cannot set Reply-To, and mangles the text."""
     topics = [lid for lid, r in transformed.items() if r["Type"] == "AWS::SNS::Topic"]
     assert topics == ["AlarmTopic"]
     subscriptions = [lid for lid, r in transformed.items() if r["Type"] == "AWS::SNS::Subscription"]

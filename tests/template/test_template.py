@@ -23,18 +23,15 @@ from typing import Any
 
 import boto3
 import pytest
-from captcha_verify.providers import REGISTRY
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
-from template.cloudformation import expand_language_extensions
+from support.cloudformation import PROVIDERS, expand_language_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SAMCONFIG_PATH = ROOT / "samconfig.toml"
 SHARED_PACKAGE = ROOT / "functions" / "shared" / "captcha_verify"
 
-# (route name, logical id prefix)
-PROVIDERS = {provider.name: provider.prefix for provider in REGISTRY}
 
 # design.md, "Configuration (environment of each function)": the table plus the Powertools names.
 DESIGN_ENVIRONMENT = {

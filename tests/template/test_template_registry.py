@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from captcha_verify.providers import REGISTRY, Provider
-from template.cloudformation import TEMPLATE_PATH, expand_language_extensions, raw_template
+from support.cloudformation import TEMPLATE_PATH, expand_language_extensions, raw_template
 
 PREFIXES = [entry.prefix for entry in REGISTRY]
 # The longest a provider's token stays valid (Turnstile, Friendly Captcha and the others: 300 s).

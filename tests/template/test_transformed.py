@@ -8,41 +8,13 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from captcha_verify.providers import REGISTRY
-from template.cloudformation import expand_language_extensions, raw_template, sam_transform
+from support.cloudformation import resolve_if, translated
 
 PREFIXES = tuple(provider.prefix for provider in REGISTRY)
 ORIGINS = "https://www.example.com,https://example.com"
-# Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
-# that returns no item, PutItem, UpdateItem on success, DeleteItem on a result not kept): the
-# notifications' ledger.
-IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-# Exactly the calls of submission_store.py: the claim and its outcome (conditional puts), a twin's
-# read, the release of a claim not kept (conditional delete).
-SUBMISSION_STORE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
-
-
-def translated(monkeypatch: pytest.MonkeyPatch, **parameters: str) -> dict[str, Any]:
-    """The SAM transform of the template as `sam build` leaves it: loops expanded, no parameter
-    values yet, so every Fn::If is still there for CloudFormation (the other transform order;
-    test_deploy_matrix.py covers a deploy's, with the values resolved first)."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return sam_transform(expand_language_extensions(raw_template()), parameters)
-
-
-def resolve_if(node: Any, conditions: dict[str, bool]) -> Any:
-    """Fn::If resolved for the given conditions, everything else kept as it is."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, when_true, when_false = node["Fn::If"]
-            return resolve_if(when_true if conditions[name] else when_false, conditions)
-        return {key: resolve_if(value, conditions) for key, value in node.items()}
-    if isinstance(node, list):
-        return [resolve_if(item, conditions) for item in node]
-    return node
 
 
 @pytest.mark.parametrize("origins", ["", ORIGINS], ids=["any origin", "allowed origins"])

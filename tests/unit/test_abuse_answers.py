@@ -1,4 +1,4 @@
-"""Issue 8 regressions through the real handler: the provider's 429, odd provider bodies, Friendly
+"""Regressions through the real handler: the provider's 429, odd provider bodies, Friendly
 v2's origin binding, redirect fields, the headers of every answer, and what is logged."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from captcha_verify.config import FailurePolicy, FriendlyApiVersion
 from captcha_verify.providers import PROVIDERS
-from conftest import HandlerFactory, table_items
 from support import ScriptedProvider, event_body, load_event, log_records, with_body
-from test_handler import SECRETS, body_of, success_body
+from support.answers import SECRETS, body_of, success_body
+from support.aws import HandlerFactory, table_items
 
 ALLOWED = frozenset({"https://www.example.com"})
 

@@ -1,4 +1,4 @@
-"""Issue 8 regressions: the provider call is bounded in wall-clock time and body size, its
+"""Regressions: the provider call is bounded in wall-clock time and body size, its
 failures are classed (timed out, TLS, unreachable), and a bad header never reaches requests."""
 
 from __future__ import annotations

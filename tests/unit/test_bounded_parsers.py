@@ -1,4 +1,4 @@
-"""Issue 8 regressions: every parser is bounded before it works and none raises.
+"""Regressions: every parser is bounded before it works and none raises.
 
 Each hostile body below was answered 500, or parsed for seconds, before the parsers were bounded.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from typing import Any
@@ -13,7 +11,6 @@ import pytest
 from captcha_verify.aws_clients import client
 from captcha_verify.providers import PROVIDERS
 from captcha_verify.submission import submission_id
-from conftest import HandlerFactory, delivered, table_items
 from support import (
     ScriptedProvider,
     committing,
@@ -24,14 +21,11 @@ from support import (
     refusing,
     with_body,
 )
-from test_handler import SECRETS, SITEKEY, body_of, success_body
+from support.answers import SECRETS, SITEKEY, body_of, digest, json_event, success_body
+from support.aws import HandlerFactory, delivered, table_items
 
 BYEBOT_TOKEN = "bb_tok_4e1f9a7c2d6b8e03f5a1c9d7e2b4f6a8"
 BOUNDARY = "----FormBoundaryQ1w2E3r4"
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def byebot_detail(form: dict[str, Any], request_id: str = "evt-byebot-0001") -> dict[str, Any]:
@@ -68,10 +62,6 @@ def multipart_event(parts: list[tuple[str, ...]]) -> dict[str, Any]:
     body = "\r\n".join([*lines, f"--{BOUNDARY}--", ""])
     event = load_event("byebot", "fetch-json", content_type=f"multipart/form-data; boundary={BOUNDARY}")
     return with_body(event, body, base64_encoded=True)
-
-
-def json_event(fields: dict[str, Any]) -> dict[str, Any]:
-    return with_body(load_event("byebot", "fetch-json"), json.dumps(fields))
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -12,7 +12,6 @@ from captcha_verify.config import FailurePolicy, Settings
 from captcha_verify.entrypoint import build_handler
 from captcha_verify.providers import PROVIDERS
 from captcha_verify.secret_store import SecretStore
-from conftest import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory, table_items
 from support import (
     SITEVERIFY_KEYS,
     FakeContext,
@@ -25,49 +24,8 @@ from support import (
     with_body,
     with_token,
 )
-
-SECRETS = {
-    "captchacat": "cc-live-secret-0f9e8d7c6b5a",
-    "byebot": "bb-live-secret-1a2b3c4d5e6f",
-    "swetrix": "swx-live-secret-99aa88bb77cc",
-    "ycaptcha": "sk_" + "Qw3rTy" * 5 + "Zx",
-    "friendlycaptcha": "frc-live-secret-5e6f7a8b9c0d",
-    "turnstile": "0x4AAAAAAAlive-turnstile-secret",
-}
-SOURCE_IP = "198.51.100.23"
-SITEKEY = "abc123def456abc12345"
-CHALLENGED_AT = int(NOW.timestamp()) - 3  # three seconds and 250 ms before NOW
-
-
-def success_body(provider: str) -> dict[str, Any] | str:
-    return {
-        "captchacat": "",
-        "byebot": {
-            "success": True,
-            "sitekey": SITEKEY,
-            "challenged_at": CHALLENGED_AT,
-            "solve_time_ms": 2340,
-            "interactive_solved": False,
-        },
-        "swetrix": {
-            "success": True,
-            "data": {"challenge": "c" * 64, "timestamp": CHALLENGED_AT * 1000, "pid": "proj-1234567"},
-        },
-        "ycaptcha": {"success": True},
-        "friendlycaptcha": {"success": True},
-        "turnstile": {
-            "success": True,
-            "challenge_ts": "2026-11-21T10:00:02.000Z",
-            "hostname": "www.example.com",
-            "error-codes": [],
-            "action": "",
-            "cdata": "",
-        },
-    }[provider]
-
-
-def body_of(response: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(response["body"])
+from support.answers import SECRETS, SITEKEY, SOURCE_IP, body_of, success_body
+from support.aws import BUS, IDEMPOTENCY_TABLE, NOW, TABLE, HandlerFactory, table_items
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -1,4 +1,4 @@
-"""Issue 17: no log line, challenge record or bus event grows with what a visitor sends.
+"""No log line, challenge record or bus event grows with what a visitor sends.
 
 The honeypot line once carried the whole Origin (a 10,000-character Origin made a 10,498-byte
 line; the honeypot is not rate limited, so about 17 GB of logs a day at the API's default
@@ -21,11 +21,11 @@ from aws_lambda_powertools import Logger
 from captcha_verify.config import FailurePolicy
 from captcha_verify.telemetry import MAX_TEXT_LENGTH, BoundedFormatter, bounded, bounded_logger
 from captcha_verify.transport import ProviderReply
-from handler_fakes import Rig, build_rig, http_event, minimal_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.handler_fakes import Rig, build_rig, http_event, minimal_settings
 
-# The promise, in bytes of one line as CloudWatch stores it (README, Observability).
+# The promise, in bytes of one line as CloudWatch stores it (docs/operations.md, Logs).
 LINE_LIMIT_BYTES = 8192
 ALLOWED = "https://www.example.com"
 TOKEN = "Tk" + "a" * 62

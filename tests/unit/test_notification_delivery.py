@@ -248,7 +248,7 @@ def test_the_json_webhook_is_the_detail_signed_over_timestamp_and_body(
     headers, body = posted["headers"], posted["body"]
     assert json.loads(body) == json.loads(record["body"])["detail"]
     assert headers["Content-Type"] == "application/json"
-    # The README's verifier, word for word in substance.
+    # The verifier in docs/delivery.md, word for word in substance.
     timestamp = headers["X-Captcha-Verify-Timestamp"]
     expected = hmac.new(SIGNING_KEY.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Captcha-Verify-Signature"], f"sha256={expected}")

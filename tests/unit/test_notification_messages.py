@@ -179,7 +179,7 @@ def test_every_json_body_is_the_detail_verbatim_and_its_signature_verifies(form:
     body = messages.json_body(detail)
     assert json.loads(body) == detail
     headers = messages.signed_headers("key", 1_795_250_405, body)
-    # The README's verifier.
+    # The verifier in docs/delivery.md.
     expected = hmac.new(b"key", headers[messages.TIMESTAMP_HEADER].encode() + b"." + body, hashlib.sha256)
     assert hmac.compare_digest(headers[messages.SIGNATURE_HEADER], "sha256=" + expected.hexdigest())
     assert messages.signed_headers("other", 1_795_250_405, body) != headers
@@ -193,7 +193,7 @@ def test_a_long_discord_message_is_cut_with_a_visible_note_not_refused() -> None
 
 
 def test_a_1900_character_message_reaches_discord_whole() -> None:
-    """Issue 14: a 1,900-character message made a 2,045-character content, which Discord refuses."""
+    """A 1,900-character message once made a 2,045-character content, which Discord refuses."""
     content = messages.discord_body(detail_of({"message": "a" * 1_700}, origin=None))["content"]
     assert "a" * 1_700 in content and utf16_length(content) <= 2000
 

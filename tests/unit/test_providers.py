@@ -19,7 +19,7 @@ from captcha_verify.providers.friendly import FriendlyV1Adapter, FriendlyV2Adapt
 from captcha_verify.providers.rayengine import ByeBotAdapter, CaptchaCatAdapter
 from captcha_verify.providers.swetrix import SwetrixAdapter
 from captcha_verify.providers.ycaptcha import YCaptchaAdapter
-from handler_fakes import minimal_settings as settings
+from support.handler_fakes import minimal_settings as settings
 
 # Distinctive values, so a leak into a reason string cannot be a coincidence.
 SECRET = "sk_" + "Q7zR" * 8  # also the documented yCAPTCHA secret shape: sk_ + 32 chars

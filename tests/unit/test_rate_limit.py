@@ -1,4 +1,4 @@
-"""Issue 8: the per-client rate limit, through the real handler (moto in process)."""
+"""The per-client rate limit, through the real handler (moto in process)."""
 
 from __future__ import annotations
 
@@ -13,26 +13,11 @@ from botocore.stub import Stubber
 from captcha_local.resources import create_table, load_template
 from captcha_verify.aws_clients import bounded_config
 from captcha_verify.rate_limit import UNAVAILABLE_METRIC, RateLimiter, client_key, client_of, window_start
-from conftest import HandlerFactory
 from support import ScriptedProvider, emf_metrics, load_event, log_records, with_token
-from test_handler import SECRETS, SOURCE_IP, body_of, success_body
+from support.answers import SOURCE_IP, body_of, success_body
+from support.aws import KEY, KEY_SECRET, RATE_TABLE, HandlerFactory
 
-RATE_TABLE = "rate-limit-test"
-KEY_SECRET = "test/rate-limit-key"
-KEY = "k" * 64
 _tokens = itertools.count()
-
-
-@pytest.fixture
-def rate_limited(aws: None, make_handler: HandlerFactory) -> HandlerFactory:
-    create_table(boto3.client("dynamodb"), RATE_TABLE, load_template(), "RateLimitTable")
-    boto3.client("secretsmanager").create_secret(Name=KEY_SECRET, SecretString=KEY)
-
-    def factory(provider: str, limit: int, **settings: Any):
-        wiring = {"rate_limit_table_name": RATE_TABLE, "rate_limit_key_secret_id": KEY_SECRET, **settings}
-        return make_handler(provider, SECRETS[provider], client_rate_limit_per_minute=limit, **wiring)
-
-    return factory
 
 
 def from_ip(ip: str) -> dict[str, Any]:
@@ -141,18 +126,19 @@ def test_local_key_is_generated_as_the_template_asks(aws: None) -> None:
 
 
 def test_make_local_keeps_the_template_limit_unless_asked() -> None:
-    from captcha_local.stack import LocalStack, parse_args
+    from captcha_local.stack import LocalDeployment, parse_args
 
     assert parse_args([]).rate_limit is None
-    assert "ClientRateLimitPerMinute" not in LocalStack().parameter_overrides()
+    assert "ClientRateLimitPerMinute" not in LocalDeployment().parameter_overrides()
     assert parse_args(["--rate-limit", "3"]).rate_limit == 3
-    assert LocalStack(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
+    assert LocalDeployment(client_rate_limit=3).parameter_overrides()["ClientRateLimitPerMinute"] == "3"
 
 
 def test_25_addresses_from_one_ipv6_64_are_one_client(
     rate_limited: HandlerFactory, provider_server: ScriptedProvider
 ) -> None:
-    """Issue 17's reproduction: 25 provider calls at a limit of 2 before; a client owns a /64."""
+    """One IPv6 client rotating through its /64 is one client: without the /64 key, 25 provider calls
+    got through a limit of 2."""
     invoke = rate_limited("byebot", 2)
     statuses = []
     for host in range(25):
@@ -181,8 +167,8 @@ def test_the_client_is_an_ipv4_address_or_an_ipv6_64(one: str, other: str, same:
 
 
 def test_a_slow_first_key_read_still_decides_the_first_request(aws: None) -> None:
-    """Issue 17: a 1.2 s first key read let that request through uncounted (the whole check was
-    bounded by one second)."""
+    """A 1.2 s first key read must not let that request through uncounted (a check bounded as a
+    whole by one second would)."""
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.metrics import EphemeralMetrics
     from captcha_verify.outcome import ErrorCode, RequestRejected

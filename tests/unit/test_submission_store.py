@@ -17,7 +17,6 @@ from captcha_verify.aws_clients import client
 from captcha_verify.form_rules import check_controls
 from captcha_verify.submission import MAX_FORM_BYTES, check_size, serialise, submission_id
 from captcha_verify.submission_store import FIRST_POLL_SECONDS, IN_PROGRESS, MAX_POLL_SECONDS
-from conftest import IDEMPOTENCY_TABLE, HandlerFactory, delivered
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
@@ -30,9 +29,8 @@ from support import (
     with_body,
     with_token,
 )
-from test_delivery import digest, json_event
-from test_handler import SECRETS, SOURCE_IP, body_of, success_body
-from test_rate_limit import rate_limited  # noqa: F401  (a fixture)
+from support.answers import SECRETS, SOURCE_IP, body_of, digest, json_event, success_body
+from support.aws import IDEMPOTENCY_TABLE, HandlerFactory, delivered
 
 _tokens = itertools.count(100)
 
@@ -49,7 +47,7 @@ def stored(provider: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_warm_verified_submission_makes_two_sequential_aws_round_trips(
-    rate_limited: HandlerFactory,  # noqa: F811
+    rate_limited: HandlerFactory,
     provider_server: ScriptedProvider,
 ) -> None:
     invoke = rate_limited("byebot", 20)

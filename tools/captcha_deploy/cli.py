@@ -4,7 +4,7 @@ saved answers.
 
 `sam deploy --guided` asks about every template parameter and more (35 questions here); the
 answers here are at most seven, and everything else keeps the template's documented default,
-changeable as a parameter override (README, "Deploy").
+changeable as a parameter override (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def check_credentials(region: str) -> str | None:
     if session.get_credentials() is None:
         return (
             "No AWS credentials found. Run `aws configure` (or `aws sso login --profile NAME` and "
-            "export AWS_PROFILE=NAME), then `make deploy` again. README: Deploy, Prerequisites."
+            "export AWS_PROFILE=NAME), then `make deploy` again. See docs/deploy.md, Prerequisites."
         )
     config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
     try:

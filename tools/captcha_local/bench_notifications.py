@@ -24,7 +24,7 @@ from captcha_verify.submission import DETAIL_TYPE, SOURCE
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from captcha_local.stack import REGION, LocalStack, Ports
+from captcha_local.stack import REGION, LocalDeployment, Ports
 
 WAIT_SECONDS = 15
 POLL_SECONDS = 0.002
@@ -59,7 +59,7 @@ def _detail(n: int) -> dict[str, Any]:
 
 
 def run(events: int) -> dict[str, list[float]]:
-    stack = LocalStack(ports=Ports.free(), log=lambda *_: None)
+    stack = LocalDeployment(ports=Ports.free(), log=lambda *_: None)
     stack.start()
     try:
         assert stack.inbox is not None

@@ -186,7 +186,7 @@ class NotificationInbox:
         )
 
     def verify_sender(self, sender: str) -> None:
-        """The sender identity, verified as the README asks the owner to do in SES."""
+        """The sender identity, verified as docs/delivery.md asks the owner to do in SES."""
         self.aws_client("ses").verify_email_identity(EmailAddress=sender)
 
     def start(self, invoke: Invoke, batch_size: int) -> Callable[[], None]:

@@ -2,7 +2,7 @@
 
 Parts, each on loopback: moto in server mode (the table and secrets, made from the template's own
 definitions), the provider sandbox, the template's routes served by SAM CLI's own local API
-Gateway code with one worker process per function, and a demo static site. Every part stops on
+Gateway code (http_api.py) with one worker process per function, and a demo static site. Every part stops on
 Ctrl-C. `--real` verifies against the real providers with the user's own secrets instead.
 """
 
@@ -15,8 +15,6 @@ import signal
 import socket
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -25,19 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import flask
 import requests
 from captcha_verify.notifications.config import WebhookFormat, format_for
 from captcha_verify.providers import REGISTRY
 from captcha_verify.responses import EXPLANATIONS
 from moto.server import ThreadedMotoServer
-from samcli.lib.providers.api_provider import ApiProvider
-from samcli.lib.providers.sam_function_provider import SamFunctionProvider
-from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
-from samcli.local.apigw.local_apigw_service import LocalApigwService
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from captcha_local import sandbox
+from captcha_local.http_api import function_specs, http_api_app, http_api_cors, template_stacks
 from captcha_local.inbox import NotificationInbox
 from captcha_local.lambda_runner import FunctionSpec, LogSink, ProcessLambdaRunner
 from captcha_local.resources import (
@@ -53,7 +47,7 @@ from captcha_local.resources import (
     load_template,
 )
 from captcha_local.stream_relay import StreamRelay
-from captcha_local.terminal import RequestSink, RequestSummary, Terminal
+from captcha_local.terminal import RequestSink, Terminal
 
 SITE_DIR = Path(__file__).with_name("site")
 # The local webhook sink reads no more than a Slack, Discord or JSON body can be.
@@ -84,118 +78,10 @@ class Ports:
         return cls(*ports)
 
 
-class LocalHttpApi(LocalApigwService):
-    """SAM CLI's local API Gateway, answering as a deployed HTTP API does where SAM CLI differs.
-
-    - A request id per request: SAM CLI 1.170 evaluates RequestContextV2's default request id once,
-      at import, so every local request would share one id (aws/aws-sam-cli#9279): records would
-      overwrite each other and no log query could tell requests apart. The id is also sent back
-      in the `apigw-requestid` header, as HTTP API does.
-    - A request that matches no route answers 404 {"message":"Not Found"} (SAM CLI answers with the
-      REST API's 403 "Missing Authentication Token").
-    - An empty response the function gave no Content-Type (a 303) gets none, instead of
-      SAM CLI's default application/json.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        on_request: RequestSink | None = None,
-        expose_headers: Sequence[str] = (),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_request = on_request
-        self._expose_headers = tuple(expose_headers)  # the template's CORS ExposeHeaders
-
-    def create(self) -> None:
-        super().create()
-        self._app.before_request(self._begin_request)
-        self._app.after_request(self._end_request)
-
-    def _construct_error_handling(self) -> None:
-        super()._construct_error_handling()
-        self._app.register_error_handler(404, http_api_not_found)
-        self._app.register_error_handler(405, http_api_not_found)
-
-    def _begin_request(self) -> None:
-        flask.g.request_id = str(uuid.uuid4())
-        flask.g.started = time.monotonic()
-
-    def _end_request(self, response: Any) -> Any:
-        response.headers["apigw-requestid"] = flask.g.request_id
-        # SAM CLI's CORS leaves ExposeHeaders out; a deployed HTTP API sends it with the CORS headers.
-        if self._expose_headers and "Access-Control-Allow-Origin" in response.headers:
-            response.headers["Access-Control-Expose-Headers"] = ",".join(self._expose_headers)
-        if not response.get_data() and not flask.g.get("function_content_type", False):
-            response.headers.pop("Content-Type", None)
-        if self._on_request is not None:
-            self._on_request(
-                RequestSummary(
-                    method=flask.request.method,
-                    path=flask.request.path,
-                    status=response.status_code,
-                    body=response.get_data(as_text=True),
-                    location=response.headers.get("Location"),
-                    request_id=flask.g.request_id,
-                    duration_ms=round((time.monotonic() - flask.g.started) * 1000),
-                )
-            )
-        return response
-
-    def _generate_lambda_event(
-        self, flask_request: Any, route: Any, method: str, endpoint: str
-    ) -> dict[str, Any]:
-        event = super()._generate_lambda_event(flask_request, route, method, endpoint)
-        event["requestContext"]["requestId"] = flask.g.request_id
-        return event
-
-    @staticmethod
-    def _parse_v2_payload_format_lambda_output(
-        lambda_output: str, binary_types: Any, flask_request: Any
-    ) -> tuple[int, Any, Any]:
-        flask.g.function_content_type = declares_content_type(lambda_output)
-        return LocalApigwService._parse_v2_payload_format_lambda_output(
-            lambda_output, binary_types, flask_request
-        )
-
-
-def http_api_cors(stacks: list[Any]) -> dict[str, Any]:
-    """The HTTP API's CORS object, put where SAM CLI's local API looks for it.
-
-    The template keeps CORS in the OpenAPI body as `x-amazon-apigateway-cors` (camelCase keys),
-    which is what a deployed API reads; SAM CLI's local API reads only the SAM property
-    CorsConfiguration (PascalCase). SAM CLI has resolved the body's Fn::If with the parameters
-    given, so the origins are a plain list here.
-    """
-    (api,) = [
-        resource["Properties"]
-        for stack in stacks
-        for resource in stack.template_dict["Resources"].values()
-        if resource.get("Type") == "AWS::Serverless::HttpApi"
-    ]
-    body = api["DefinitionBody"]["x-amazon-apigateway-cors"]
-    cors = {key[0].upper() + key[1:]: value for key, value in body.items()}
-    api["CorsConfiguration"] = cors
-    return dict(cors)
-
-
-def http_api_not_found(*_: Any) -> Any:
-    return flask.make_response(flask.jsonify(message="Not Found"), 404)
-
-
-def declares_content_type(lambda_output: str) -> bool:
-    """Whether a payload 2.0 answer names its own Content-Type (any case)."""
-    try:
-        answer = json.loads(lambda_output)
-    except ValueError:
-        return False
-    headers = answer.get("headers") if isinstance(answer, dict) and "statusCode" in answer else None
-    return isinstance(headers, dict) and any(name.lower() == "content-type" for name in headers)
-
-
 @dataclass
-class LocalStack:
+class LocalDeployment:
+    """The template deployed on this machine: every part of `make local`, started and stopped together."""
+
     ports: Ports = field(default_factory=Ports)
     real: Mapping[str, sandbox.Credentials] | None = None  # the user's own credentials: no sandbox
     friendly_api_version: str = "v1"
@@ -260,14 +146,9 @@ class LocalStack:
         logging.getLogger("samcli.local.apigw.local_apigw_service").setLevel(logging.WARNING)
         try:
             self._start_aws()
-            # The template defines each provider once, in an Fn::ForEach that SAM CLI expands here.
-            stacks, _ = SamLocalStackProvider.get_stacks(
-                str(TEMPLATE),
-                parameter_overrides=self.parameter_overrides(),
-                language_extensions_enabled=True,
-            )
+            stacks = template_stacks(TEMPLATE, self.parameter_overrides())
             cors = http_api_cors(stacks)  # before anything reads (and caches) the stack's resources
-            specs = function_specs(stacks)
+            specs = function_specs(stacks, TEMPLATE.parent)
             self._create_resources(specs)
             specs = self._start_submissions(specs)
             self._create_rate_limit(specs)
@@ -417,16 +298,15 @@ class LocalStack:
         self._stops.append(server.shutdown)
 
     def _start_api(self, stacks: list[Any], runner: ProcessLambdaRunner, cors: Mapping[str, Any]) -> None:
-        service = LocalHttpApi(
-            api=ApiProvider(stacks).api,
-            lambda_runner=runner,
-            port=self.ports.api,
+        app = http_api_app(
+            stacks,
+            runner,
             host=self.host,
+            port=self.ports.api,
             on_request=self.on_request,
             expose_headers=cors.get("ExposeHeaders", ()),
         )
-        service.create()
-        self._serve("api", service._app)
+        self._serve("api", app)
 
     def _start_relay(self, runner: ProcessLambdaRunner, specs: Mapping[str, FunctionSpec]) -> None:
         """The relay function, fed from moto's stream of the submission store as Lambda's event
@@ -455,25 +335,6 @@ def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:
     if len(paths) == 1:
         return paths[0]
     return next(path for path in paths if f"/api/{friendly_api_version}/" in path)
-
-
-def function_specs(stacks: list[Any]) -> dict[str, FunctionSpec]:
-    """Each function as the template declares it, with SAM CLI resolving Globals and parameters."""
-    provider = SamFunctionProvider(stacks)
-    repo = TEMPLATE.parent
-    specs = {}
-    for function in provider.get_all():
-        variables = (function.environment or {}).get("Variables", {})
-        specs[function.name] = FunctionSpec(
-            name=function.name,
-            handler=function.handler,
-            code_dir=repo / function.codeuri,
-            layer_dirs=tuple(repo / layer.codeuri for layer in function.layers),
-            environment={name: str(value) for name, value in variables.items()},
-            timeout_seconds=int(function.timeout or 3),
-            memory_mb=int(function.memory or 128),
-        )
-    return specs
 
 
 def demo_providers() -> list[dict[str, str | None]]:
@@ -612,7 +473,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     terminal = Terminal(raw=args.raw_logs)
-    stack = LocalStack(
+    stack = LocalDeployment(
         ports=Ports(args.port, args.sandbox_port, args.site_port, args.aws_port),
         real=real_credentials(args.real) if args.real else None,
         friendly_api_version=args.friendly_api_version,
@@ -639,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def ready_banner(stack: LocalStack) -> str:
+def ready_banner(stack: LocalDeployment) -> str:
     routes = "\n".join(f"    POST {stack.url('api')}/verify/{provider}" for provider in FUNCTIONS)
     providers = "the real providers (--real)" if stack.real else f"provider sandbox  {stack.url('sandbox')}"
     # The URL itself is a credential (Slack, Discord): never printed.

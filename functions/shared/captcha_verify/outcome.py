@@ -52,7 +52,7 @@ CHANGED_FORM_REASON = "form already sent with this CAPTCHA; the changes were not
 
 
 class Verdict(Enum):
-    """The three classes every provider answer falls into (design.md, failure policy)."""
+    """The three classes every provider answer falls into (docs/forms.md, Failure policy)."""
 
     VERIFIED = "verified"
     REJECTED = "rejected"

@@ -216,17 +216,7 @@ def _multipart_part(segment: bytes) -> tuple[str, str] | None:
     head, separator, body = segment.partition(b"\r\n\r\n")
     if not separator or not head.startswith(b"\r\n") or not body.endswith(b"\r\n"):
         raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part is malformed")
-    if len(head) > MAX_PART_HEADER_BYTES:
-        raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part header too large")
-    lines = head[2:].split(b"\r\n")
-    if len(lines) > MAX_PART_HEADER_LINES:
-        raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part has too many headers")
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part header is malformed")
-        headers.setdefault(name.lower(), value.strip())
+    headers = _part_headers(head)
     disposition, params = header_params(headers.get("content-disposition", ""))
     if disposition.lower() != "form-data" or "name" not in params:
         raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part is not a form field")
@@ -241,6 +231,22 @@ def _multipart_part(segment: bytes) -> tuple[str, str] | None:
     if charset.lower() not in _CHARSETS:
         raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part has an unsupported charset")
     return _text(params["name"].encode("latin-1")), _text(body[:-2], charset)
+
+
+def _part_headers(head: bytes) -> dict[str, str]:
+    """A part's headers by lower-cased name (the first of a repeated one), bounded in size and count."""
+    if len(head) > MAX_PART_HEADER_BYTES:
+        raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part header too large")
+    lines = head[2:].split(b"\r\n")
+    if len(lines) > MAX_PART_HEADER_LINES:
+        raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part has too many headers")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise RequestRejected(ErrorCode.BAD_REQUEST, "multipart part header is malformed")
+        headers.setdefault(name.lower(), value.strip())
+    return headers
 
 
 def header_params(value: str) -> tuple[str, dict[str, str]]:

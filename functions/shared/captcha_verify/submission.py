@@ -77,7 +77,7 @@ def bounded_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
 def submission_detail(
     attempt: Attempt, form: Mapping[str, FormValue], allowed_origins: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """The event detail of design.md for a successful attempt (verified or degraded)."""
+    """The bus event's detail (shown in docs/delivery.md) for a successful attempt (verified or degraded)."""
     answer = attempt.answer
     token_sha256 = attempt.token_sha256 or ""
     return {

@@ -1,7 +1,7 @@
 """The one structured log line and the EMF metrics each verification attempt leaves in CloudWatch.
 
 Metric names and log fields are a contract: the template's alarms, dashboard and saved queries
-read them (see the README's observability section).
+read them (see docs/operations.md).
 
 Every string a visitor can choose (the Origin header, up to API Gateway's 10 KiB) or a provider's
 answer carries (site key, error codes) is bounded here and nowhere else: the logger's formatter

@@ -194,38 +194,57 @@ class Verifier:
             wait_seconds = min(wait_seconds, (remaining - ANSWER_MARGIN_MS) / 1000)
         deadline = time.monotonic() + max(0.0, wait_seconds)
         try:
-            for _ in range(MAX_CLAIMS):
-                if isinstance(held, StoreUnavailable):
-                    raise held
-                if isinstance(held, Claimed):
-                    return held
-                if held.state == IN_PROGRESS:
-                    settled = self.store.wait(sid, deadline)
-                    if settled is not None and not settled.abandoned(int(self.store.clock() * 1000)):
-                        return self._repeat(inbound, settled, form_sha256, digest, ids)
-                    held = self.store.claim(sid, self.provider, form_sha256, hold_ms)
-                    continue
-                return self._repeat(inbound, held, form_sha256, digest, ids)
-            raise StillInFlight(sid)
+            return self._settle_claim(inbound, held, sid, form_sha256, hold_ms, deadline, ids)
         except (StillInFlight, StoreUnavailable) as unsure:
-            # Honest and retryable: this request did not ask the provider, so it cannot say whether
-            # the token is good; the visitor's retry gets the first request's kept outcome.
-            in_flight = isinstance(unsure, StillInFlight)
-            self._note(
-                "twin request still verifying" if in_flight else "idempotency store unavailable",
-                DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
-                level="warning",
-                error=type(unsure.__cause__ or unsure).__name__,
-                **ids,
-            )
-            return self._attempt(
-                inbound,
-                Decision(Outcome.FAILED, ErrorCode.INTERNAL_ERROR),
-                ProviderAnswer.unverifiable(
-                    "twin request in flight" if in_flight else "idempotency store unavailable"
-                ),
-                token_sha256=digest,
-            )
+            return self._unsure(inbound, unsure, digest, ids)
+
+    def _settle_claim(
+        self,
+        inbound: Inbound,
+        held: Claimed | Found | StoreUnavailable,
+        sid: str,
+        form_sha256: str,
+        hold_ms: int,
+        deadline: float,
+        ids: dict[str, Any],
+    ) -> Claimed | Attempt:
+        """Our own claim, or the kept answer of a twin that held it, waiting for a twin in flight
+        until the deadline (StillInFlight after that)."""
+        for _ in range(MAX_CLAIMS):
+            if isinstance(held, StoreUnavailable):
+                raise held
+            if isinstance(held, Claimed):
+                return held
+            if held.state == IN_PROGRESS:
+                settled = self.store.wait(sid, deadline)
+                if settled is not None and not settled.abandoned(int(self.store.clock() * 1000)):
+                    return self._repeat(inbound, settled, form_sha256, ids["token_sha256"], ids)
+                held = self.store.claim(sid, self.provider, form_sha256, hold_ms)
+                continue
+            return self._repeat(inbound, held, form_sha256, ids["token_sha256"], ids)
+        raise StillInFlight(sid)
+
+    def _unsure(
+        self, inbound: Inbound, unsure: StillInFlight | StoreUnavailable, digest: str, ids: dict[str, Any]
+    ) -> Attempt:
+        """Honest and retryable: this request did not ask the provider, so it cannot say whether
+        the token is good; the visitor's retry gets the first request's kept outcome."""
+        in_flight = isinstance(unsure, StillInFlight)
+        self._note(
+            "twin request still verifying" if in_flight else "idempotency store unavailable",
+            DUPLICATE_IN_FLIGHT if in_flight else IDEMPOTENCY_STORE_ERROR,
+            level="warning",
+            error=type(unsure.__cause__ or unsure).__name__,
+            **ids,
+        )
+        return self._attempt(
+            inbound,
+            Decision(Outcome.FAILED, ErrorCode.INTERNAL_ERROR),
+            ProviderAnswer.unverifiable(
+                "twin request in flight" if in_flight else "idempotency store unavailable"
+            ),
+            token_sha256=digest,
+        )
 
     def _repeat(
         self, inbound: Inbound, found: Found, form_sha256: str, digest: str, ids: dict[str, str]

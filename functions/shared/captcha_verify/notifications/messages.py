@@ -249,7 +249,7 @@ def json_body(detail: Mapping[str, Any]) -> bytes:
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """HMAC-SHA256 over "<timestamp>.<body>", as the README's verifier recomputes it."""
+    """HMAC-SHA256 over "<timestamp>.<body>", as the verifier in docs/delivery.md recomputes it."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from boto3.dynamodb.conditions import Attr, Key
 from captcha_local.sandbox import SANDBOX_CREDENTIALS
-from captcha_local.stack import LocalStack, Ports
+from captcha_local.stack import LocalDeployment, Ports
 
 # Generous for one verification on loopback (cold start of a worker included), but bounded.
 HTTP_TIMEOUT = 20
@@ -32,9 +32,9 @@ TEST_RATE_LIMIT_PER_MINUTE = 100_000
 @contextmanager
 def running_stack(
     log: Callable[[str, str], None], client_rate_limit: int = TEST_RATE_LIMIT_PER_MINUTE
-) -> Iterator[LocalStack]:
-    """A LocalStack on free ports, stopped on exit (which also resets its moto state)."""
-    stack = LocalStack(ports=Ports.free(), client_rate_limit=client_rate_limit, log=log)
+) -> Iterator[LocalDeployment]:
+    """A LocalDeployment on free ports, stopped on exit (which also resets its moto state)."""
+    stack = LocalDeployment(ports=Ports.free(), client_rate_limit=client_rate_limit, log=log)
     stack.start()
     try:
         yield stack
@@ -59,7 +59,7 @@ class Token:
 
 @dataclass
 class FunctionLog:
-    """The functions' stdout lines, as LocalStack's log sink delivers them (from worker threads)."""
+    """The functions' stdout lines, as LocalDeployment's log sink delivers them (from worker threads)."""
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,7 +100,7 @@ class FunctionLog:
 
 @dataclass
 class Harness:
-    stack: LocalStack
+    stack: LocalDeployment
     log: FunctionLog
     table: Any
     tokens: list[Token] = field(default_factory=list)

@@ -59,7 +59,7 @@ def test_raw_logs_print_every_line_verbatim() -> None:
     assert raw.getvalue() == f"[F] {info}\n"
 
 
-# Issue 17: what a visitor typed reaches the developer's terminal escaped, never as control codes.
+# What a visitor typed reaches the developer's terminal escaped, never as control codes.
 FORGED = (
     "\r\x1b[2K[inbox] submission 1 from https://www.example.com via byebot delivered (email)"
     "\n\x1b]0;pwned\x07"

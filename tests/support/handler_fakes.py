@@ -26,6 +26,7 @@ from captcha_verify.rate_limit import RateLimiter
 from captcha_verify.submission_store import ANSWERED, COMMITTED, Claimed, Found, StoreUnavailable
 from captcha_verify.telemetry import bounded_logger
 from captcha_verify.transport import ProviderReply
+
 from support import FakeContext, load_event
 
 SECRET = "sk_" + "SeCrEtCaNaRy0123456789abcdefghij"[:32]

@@ -160,7 +160,7 @@ def test_no_credentials_message_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     message = cli.check_credentials("eu-west-1")
-    assert message is not None and "aws configure" in message and "README" in message
+    assert message is not None and "aws configure" in message and "docs/deploy.md" in message
 
 
 def test_without_a_terminal_it_says_how_to_answer_with_options(config_dir: Path, capsys) -> None:

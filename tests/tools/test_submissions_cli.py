@@ -14,9 +14,9 @@ import pytest
 from captcha_submissions.cli import Where, copies_report, main
 from captcha_submissions.export import neutralise, to_csv
 from captcha_submissions.store import Submission, months_newest_first
-from conftest import IDEMPOTENCY_TABLE, NOW, HandlerFactory
 from support import ScriptedProvider, event_token, load_event, with_body, with_token
-from test_handler import SECRETS, success_body
+from support.answers import SECRETS, success_body
+from support.aws import IDEMPOTENCY_TABLE, NOW, HandlerFactory
 
 _tokens = itertools.count(900)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from captcha_verify.providers import REGISTRY
 from samcli.lib.cfn_language_extensions.api import IntrinsicResolverProcessor, create_default_pipeline
 from samcli.lib.cfn_language_extensions.models import ResolutionMode, TemplateProcessingContext
 from samcli.lib.cfn_language_extensions.pipeline import ProcessingPipeline
@@ -36,6 +38,8 @@ from samtranslator.yaml_helper import yaml_parse
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 REGION = "us-east-1"
 NO_VALUE = {"Ref": "AWS::NoValue"}
+# (route name, logical id prefix)
+PROVIDERS = {provider.name: provider.prefix for provider in REGISTRY}
 
 
 @functools.cache
@@ -262,3 +266,32 @@ def cfn_lint(template: dict[str, Any]) -> list[str]:
 
     matches = lint(json.dumps(template), config=ManualArgs(regions=[REGION]))
     return [f"{match.rule.id} {match.message} ({'/'.join(map(str, match.path))})" for match in matches]
+
+
+# Exactly the calls of Powertools' DynamoDB idempotency layer (GetItem after a conditional put
+# that returns no item, PutItem, UpdateItem on success, DeleteItem on a result not kept): the
+# notifications' ledger.
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# Exactly the calls of submission_store.py: the claim and its outcome (conditional puts), a twin's
+# read, the release of a claim not kept (conditional delete).
+SUBMISSION_STORE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+
+
+def translated(monkeypatch: pytest.MonkeyPatch, **parameters: str) -> dict[str, Any]:
+    """The SAM transform of the template as `sam build` leaves it: loops expanded, no parameter
+    values yet, so every Fn::If is still there for CloudFormation (the other transform order;
+    test_deploy_matrix.py covers a deploy's, with the values resolved first)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return sam_transform(expand_language_extensions(raw_template()), parameters)
+
+
+def resolve_if(node: Any, conditions: dict[str, bool]) -> Any:
+    """Fn::If resolved for the given conditions, everything else kept as it is."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, when_true, when_false = node["Fn::If"]
+            return resolve_if(when_true if conditions[name] else when_false, conditions)
+        return {key: resolve_if(value, conditions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolve_if(item, conditions) for item in node]
+    return node

@@ -1,4 +1,13 @@
-"""Helpers shared by the test suites: the events/ folder, a Lambda context, and log capture."""
+"""Helpers shared by the test suites: the events/ folder, a Lambda context, log capture, scripted
+and raw loopback peers, and AWS's limits that moto does not enforce.
+
+Tests import helpers from this package only, never from another test module or a conftest
+(tests/test_suite_layout.py holds that); fixtures stay in the conftest files. Its modules:
+aws (the handler tests' tables, bus, clock and readers), answers (the providers' secrets and
+verified answers), faults (peers that never answer), handler_fakes (a handler on in-memory fakes),
+cloudformation (template.yaml processed as CloudFormation does), local_harness (a running
+`make local` for the integration and browser tests).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +25,7 @@ from urllib.parse import parse_qs
 
 from captcha_verify.providers import REGISTRY
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
 SITEVERIFY_KEYS = frozenset(
     {
