@@ -1,10 +1,12 @@
 """The documentation's links hold: every relative link in README.md and docs/**/*.md names a file of
 the repository, every #anchor names a heading of its page (GitHub's slugs), every docs page can be
-reached from the README, and no page points at a document the repository does not contain."""
+reached from the README, and no page, comment or other file points at a document the repository
+does not contain."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import unicodedata
 from collections import Counter
 from functools import cache
@@ -25,7 +27,7 @@ _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # https:, mailto:, ...
 # Documents outside the repository that a reader of the repository cannot open, and work history.
 _OUTSIDE = re.compile(
-    r"\bdesign\.md\b|(?<![/\w])providers\.md\b|\.\./shared\b|\bissues?\s+#?\d+", re.IGNORECASE
+    r"\bdesign\.md\b|(?<![\w-])providers\.md\b|\.\./shared\b|/work/|\bissues?\s+#?\d+", re.IGNORECASE
 )
 
 
@@ -139,6 +141,31 @@ def test_no_page_refers_to_documents_outside_the_repository(page: Path) -> None:
     assert outside_references(page) == []
 
 
+def tracked_text_files() -> list[Path]:
+    """Every file git tracks (code, template, tests, tools' pages), except this one, which names
+    the patterns; files that are not UTF-8 text are left out."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    files = []
+    for name in filter(None, listed.split("\0")):
+        path = REPO / name
+        if path == Path(__file__).resolve() or not path.is_file():
+            continue
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        files.append(path)
+    return files
+
+
+def test_no_comment_or_file_refers_to_documents_outside_the_repository() -> None:
+    files = tracked_text_files()
+    assert REPO / "template.yaml" in files and REPO / "Makefile" in files
+    assert [problem for path in files for problem in outside_references(path)] == []
+
+
 def test_every_docs_page_is_reachable_from_the_readme() -> None:
     unreached = sorted(str(page.relative_to(REPO)) for page in set(PAGES) - reachable_from_readme())
     assert unreached == []
@@ -169,6 +196,7 @@ def test_the_checks_catch_what_they_exist_for(tmp_path: Path) -> None:
         "# Title\n\n## Second part\n\n"
         "[ok](#second-part) [ok too](page.md#title) [gone](missing.md) [bad](#third-part)\n"
         "[outside](../../elsewhere.md) see design.md and issue 16\n"
+        "as /work/shared/providers.md says\n"
         "```\n[in code](nowhere.md)\n```\n",
         encoding="utf-8",
     )
@@ -177,4 +205,4 @@ def test_the_checks_catch_what_they_exist_for(tmp_path: Path) -> None:
     assert any("missing.md names no file" in problem for problem in problems)
     assert any("#third-part names no heading" in problem for problem in problems)
     assert any("points outside the repository" in problem for problem in problems)
-    assert len(outside_references(page)) == 2
+    assert len(outside_references(page)) == 4

@@ -32,7 +32,7 @@ EXPIRED = dict(REUSED_TOKEN_CODES)
 REJECTION_STATUS = {"captchacat": 400, "byebot": 400, "swetrix": 400, "ycaptcha": 200, "friendlycaptcha": 200}
 REJECTION_STATUS["turnstile"] = 200
 
-# The metadata each sandbox provider reports on success (providers.md): ByeBot the full JSON
+# The metadata each sandbox provider reports on success (docs/providers/): ByeBot the full JSON
 # body, Swetrix {challenge, timestamp, pid}, Turnstile its challenge_ts (and the page's hostname,
 # none for a token issued without a page); Captcha Cat an empty 200, yCAPTCHA and Friendly v1
 # nothing at all.

@@ -4,7 +4,7 @@ CloudFormation runs the transforms in the order the template lists them: AWS::La
 first, with the deploy's parameter values, so it resolves every Ref to a parameter, every
 condition and every Fn::If it can before the SAM transform sees the template (AWS docs,
 "AWS::LanguageExtensions transform"; SAM's maintainers recommend it for exactly that in
-aws/serverless-application-model issues #1553, #1859 and #2533). SAM CLI ships AWS's own port of
+aws/serverless-application-model#1553, #1859 and #2533). SAM CLI ships AWS's own port of
 that transform (samcli.lib.cfn_language_extensions, "matches the Kotlin implementation"), which
 is what `processed` runs, then the SAM translator, whose output cfn-lint checks.
 

@@ -33,7 +33,7 @@ SAMCONFIG_PATH = ROOT / "samconfig.toml"
 SHARED_PACKAGE = ROOT / "functions" / "shared" / "captcha_verify"
 
 
-# design.md, "Configuration (environment of each function)": the table plus the Powertools names.
+# Each function's environment as docs/operations.md (Configuration) documents it, with the Powertools names.
 DESIGN_ENVIRONMENT = {
     "CHALLENGE_TABLE_NAME",
     "PROVIDER_SECRET_ID",
@@ -59,7 +59,7 @@ DESIGN_ENVIRONMENT = {
     # friendlycaptcha reads it; set for every function so the provider loop stays uniform
     "FRIENDLY_API_VERSION",
     "CLIENT_RATE_LIMIT_PER_MINUTE",
-    # Not named by design.md (issue 8): the rate limit's counter table and HMAC key.
+    # The rate limit's counter table and HMAC key.
     "RATE_LIMIT_TABLE_NAME",
     "RATE_LIMIT_KEY_SECRET_ID",
 }

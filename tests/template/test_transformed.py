@@ -126,7 +126,7 @@ def test_checkov_finds_nothing_unexplained(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_each_fail_open_counter_is_alarmed_per_provider_after_the_transform(
     metric: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 17: the rate limit (or the challenge log) could be off with nobody told."""
+    """The rate limit (or the challenge log) could be off with nobody told."""
     from captcha_verify.rate_limit import UNAVAILABLE_METRIC
     from captcha_verify.telemetry import RECORD_WRITE_FAILED
 

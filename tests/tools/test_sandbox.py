@@ -1,4 +1,4 @@
-"""The local provider sandbox answers like the real providers described in providers.md."""
+"""The local provider sandbox answers like the real providers described in docs/providers/."""
 
 import hashlib
 import json

@@ -1,4 +1,5 @@
-"""Table-driven tests of the provider adapters and the failure policy, against /work/shared/providers.md.
+"""Table-driven tests of the provider adapters and the failure policy, against the protocols that
+docs/providers/ describes.
 
 Adapters are pure (build the call, interpret status + body), so every documented response shape and
 every documented trap is one row of a table here; no HTTP and no mocks.
@@ -660,7 +661,7 @@ def test_reason_never_echoes_secret_or_token(kind: str, status: int, body: bytes
         assert value not in answer.reason
 
 
-# ---- build_call: URL, JSON field names and headers exactly as providers.md documents them --------
+# ---- build_call: URL, JSON field names and headers exactly as docs/providers/ documents them ---
 
 BUILD_CASES = [
     pytest.param(

@@ -42,7 +42,7 @@ class Settings:
     honeypot_field: str = "_gotcha"
     required_fields: tuple[str, ...] = ()
     client_rate_limit_per_minute: int = 20
-    # Not named by design.md: where the per-client counters live and the HMAC key of the client.
+    # Where the per-client counters live and the HMAC key of the client (docs/operations.md, Configuration).
     rate_limit_table_name: str | None = None
     rate_limit_key_secret_id: str | None = None
     # The template's SubmissionRetentionDays: how long the store keeps a committed submission.
