@@ -96,6 +96,7 @@ class LocalDeployment:
     table_name: str = field(default="", init=False)  # as the functions' environment names it
     rate_limit_table_name: str = field(default="", init=False)
     inbox: NotificationInbox | None = field(default=None, init=False)
+    relay: StreamRelay | None = field(default=None, init=False)
     _stops: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     @property
@@ -319,14 +320,14 @@ class LocalDeployment:
                 raise RuntimeError(result.get("error", "relay failed"))
             return result["ok"]
 
-        relay = StreamRelay.from_template(
+        self.relay = StreamRelay.from_template(
             load_template(),
             self.aws_client("dynamodb"),
             self.aws_client("dynamodbstreams"),
             specs[RELAY_FUNCTION].environment["IDEMPOTENCY_TABLE_NAME"],
             invoke,
         )
-        self._stops.append(relay.start())
+        self._stops.append(self.relay.start())
 
 
 def sandbox_verify_path(provider: str, friendly_api_version: str) -> str:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,6 +86,13 @@ class StreamRelay:
             for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
                 taken += self._pump_shard(arn, shard["ShardId"])
             return taken
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No pass runs while this is held; records committed meanwhile wait in the stream, as they
+        do while Lambda's poller is disabled."""
+        with self._lock:
+            yield
 
     def _pump_shard(self, arn: str, shard_id: str) -> int:
         pending = self._pending.setdefault(shard_id, [])
