@@ -1,4 +1,4 @@
-"""The five verify routes end to end over real HTTP: SAM CLI's local API Gateway, one worker
+"""Every verify route end to end over real HTTP: SAM CLI's local API Gateway, one worker
 process per function with its template environment, the provider sandbox, and the challenge
 log table in moto. Each test obtains its own fresh tokens from the sandbox.
 """

@@ -19,6 +19,7 @@ from captcha_verify.providers import PROVIDERS, Adapter, adapter_for
 from captcha_verify.providers.friendly import FriendlyV1Adapter, FriendlyV2Adapter
 from captcha_verify.providers.rayengine import ByeBotAdapter, CaptchaCatAdapter
 from captcha_verify.providers.swetrix import SwetrixAdapter
+from captcha_verify.providers.turnstile import TurnstileAdapter
 from captcha_verify.providers.ycaptcha import YCaptchaAdapter
 from support.handler_fakes import minimal_settings as settings
 
@@ -803,7 +804,19 @@ ADAPTER_CASES = [
         "https://global.frcapi.com/api/v2/captcha/siteverify",
         id="friendly-v2",
     ),
+    pytest.param(
+        "turnstile",
+        None,
+        TurnstileAdapter,
+        "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+        id="turnstile",
+    ),
 ]
+
+
+def test_every_registered_provider_has_its_adapter_case() -> None:
+    assert {case.values[0] for case in ADAPTER_CASES} == set(PROVIDERS)
+    assert {case.values[0] for case in OVERRIDE_URLS} == set(PROVIDERS)
 
 
 @pytest.mark.parametrize(("provider", "version", "kind", "url"), ADAPTER_CASES)
@@ -837,6 +850,7 @@ OVERRIDE_URLS = [
         "https://eu.frcapi.com/api/v2/captcha/siteverify",
         id="friendly-v2-eu",
     ),
+    pytest.param("turnstile", None, "http://127.0.0.1:9006/turnstile/v0/siteverify", id="turnstile-sandbox"),
 ]
 
 

@@ -143,7 +143,7 @@ class ProcessLambdaRunner:
 
     def stop(self) -> None:
         # Every worker is asked first and then waited for, so stopping takes the slowest worker's
-        # time rather than the sum of all of theirs (seven processes on a loaded machine).
+        # time rather than the sum of all of theirs (one process per function, on a loaded machine).
         for worker in self.workers.values():
             worker.terminate()
         for worker in self.workers.values():

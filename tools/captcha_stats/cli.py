@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider",
         action="append",
         choices=PROVIDERS,
-        help="provider to report on; repeatable (default: all five)",
+        help="provider to report on; repeatable (default: every provider)",
     )
     parser.add_argument(
         "--since", type=parse_time, default=timedelta(hours=24), help="start of the range (default: 24h)"
