@@ -29,8 +29,14 @@ pytestmark = pytest.mark.slow
 EXPIRED = dict(REUSED_TOKEN_CODES)
 
 # The provider's HTTP status on a token rejection (Friendly v1, yCAPTCHA and Turnstile reject with a 200).
-REJECTION_STATUS = {"captchacat": 400, "byebot": 400, "swetrix": 400, "ycaptcha": 200, "friendlycaptcha": 200}
-REJECTION_STATUS["turnstile"] = 200
+REJECTION_STATUS = {
+    "captchacat": 400,
+    "byebot": 400,
+    "swetrix": 400,
+    "ycaptcha": 200,
+    "friendlycaptcha": 200,
+    "turnstile": 200,
+}
 
 # The metadata each sandbox provider reports on success (docs/providers/): ByeBot the full JSON
 # body, Swetrix {challenge, timestamp, pid}, Turnstile its challenge_ts (and the page's hostname,
