@@ -132,14 +132,14 @@ def test_each_fail_open_counter_is_alarmed_per_provider_after_the_transform(
 
     assert metric in (UNAVAILABLE_METRIC, RECORD_WRITE_FAILED)  # the names the code counts
     resources = translated(monkeypatch)["Resources"]
-    for name, prefix in ((provider.name, provider.prefix) for provider in REGISTRY):
-        alarm = resources[f"{prefix}{metric}Alarm"]
-        assert alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Condition"] == f"{prefix}Enabled"
+    for entry in REGISTRY:
+        alarm = resources[f"{entry.prefix}{metric}Alarm"]
+        assert alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Condition"] == f"{entry.prefix}Enabled"
         properties = alarm["Properties"]
         assert (properties["Namespace"], properties["MetricName"]) == ({"Ref": "MetricsNamespace"}, metric)
         [service, provider] = properties["Dimensions"]
         assert service == {"Name": "service", "Value": "captcha-verify"}
-        assert provider == {"Name": "provider", "Value": name}  # the route name, as metrics carry it
+        assert provider == {"Name": "provider", "Value": entry.name}  # the route name, as metrics carry it
         assert (properties["Statistic"], properties["Period"], properties["Threshold"]) == ("Sum", 300, 1)
         assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (3, 2)
         assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
